@@ -1,0 +1,42 @@
+"""`fournil db`: the warehouse schema."""
+
+from __future__ import annotations
+
+import typer
+
+from fournil.cli.app import console, fail
+
+app = typer.Typer(help="Warehouse schema: migrations.", no_args_is_help=True)
+
+
+@app.command()
+def upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
+    """Create or migrate the warehouse schema (idempotent)."""
+    from sqlalchemy.exc import OperationalError
+
+    from fournil.db import upgrade as run_upgrade
+    from fournil.db import warehouse_engine
+    from fournil.db.migrate import current_revision
+
+    engine = warehouse_engine()
+    try:
+        run_upgrade(engine, revision)
+    except OperationalError as exc:
+        raise fail(f"cannot reach the warehouse: {str(exc.orig).strip().splitlines()[0]}") from None
+    console.print(
+        f"warehouse [bold]{engine.url.render_as_string(hide_password=True)}[/] "
+        f"at revision [bold]{current_revision(engine)}[/]"
+    )
+
+
+@app.command()
+def current() -> None:
+    """Show the warehouse's schema revision."""
+    from fournil.db import warehouse_engine
+    from fournil.db.migrate import current_revision, head_revision
+
+    engine = warehouse_engine()
+    rev = current_revision(engine)
+    console.print(f"current: {rev or 'none'} (head: {head_revision()})")
+    if rev != head_revision():
+        raise typer.Exit(1)

@@ -1,0 +1,388 @@
+"""`fournil etl run`: load drop files, each in one transaction, each with a run-log entry.
+
+For every file: a run-log row is committed as `running`; then, in one transaction, chunks are
+read as text, validated, good rows staged, bad rows quarantined with their reasons, and the stage
+merged. The counts must reconcile (read = inserted + updated + unchanged + rejected) before the
+transaction commits. Any failure rolls the whole file back and marks its run `failed` with a
+one-line error; a killed process leaves the warehouse as it was (the database rolls back).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import logging
+import math
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from fournil.calendar import business_today
+from fournil.db.schema import etl_runs, products, quarantine, stores
+from fournil.etl.contract import CONTRACTS, LOAD_ORDER, Context, Contract, Kind, kind_of, validate
+from fournil.etl.load import Stage, later_duplicates
+from fournil.etl.readers import BadFileError, Chunk, extra_columns, file_sha256, iter_chunks
+from fournil.settings import Settings, get_settings
+
+log = logging.getLogger("fournil.etl")
+DROP_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+class EtlError(Exception):
+    """The ETL call itself cannot proceed (no such path, nothing to load)."""
+
+
+@dataclass
+class FileResult:
+    path: Path
+    kind: Kind
+    run_id: int
+    status: str = "running"
+    rows_read: int = 0
+    rows_inserted: int = 0
+    rows_updated: int = 0
+    rows_unchanged: int = 0
+    rows_rejected: int = 0
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def reconciles(self) -> bool:
+        return self.rows_read == (
+            self.rows_inserted + self.rows_updated + self.rows_unchanged + self.rows_rejected
+        )
+
+
+@dataclass
+class EtlResult:
+    batch_id: str
+    files: list[FileResult]
+
+    @property
+    def ok(self) -> bool:
+        return all(f.status == "success" for f in self.files)
+
+
+ProgressCallback = Callable[[Path, int], None]
+
+
+def discover(source: Path, kind: Kind | None = None) -> list[tuple[Path, Kind]]:
+    """The drop files under `source` (a file or a folder), masters first."""
+    if not source.exists():
+        raise EtlError(f"no such file or folder: {source}")
+    if source.is_file():
+        found = kind or kind_of(source.name)
+        if found is None:
+            raise EtlError(
+                f"cannot tell what {source.name} holds: name it stores*, products* or sales* "
+                "(.csv or .parquet), or pass --kind"
+            )
+        return [(source, found)]
+    files = []
+    for path in sorted(source.iterdir()):
+        file_kind = kind_of(path.name)
+        if path.is_file() and path.suffix.lower() in DROP_SUFFIXES and file_kind:
+            files.append((path, file_kind))
+    if not files:
+        raise EtlError(
+            f"no drop files in {source}: expected stores*.csv, products*.csv, "
+            "sales*.csv or sales*.parquet"
+        )
+    return sorted(files, key=lambda item: (LOAD_ORDER.index(item[1]), item[0].name))
+
+
+def _context(conn: Connection, settings: Settings) -> Context:
+    known = {
+        row.store_id: row.opened_on
+        for row in conn.execute(select(stores.c.store_id, stores.c.opened_on))
+    }
+    return Context(
+        today=business_today(settings.timezone),
+        known_stores=known,
+        known_products=frozenset(conn.execute(select(products.c.product_id)).scalars()),
+        max_units=settings.etl_max_units,
+        max_price=settings.etl_max_price,
+    )
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(tz=dt.UTC)
+
+
+def _raw_json(record: dict[str, object]) -> dict[str, object]:
+    clean: dict[str, object] = {}
+    for key, value in record.items():
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            clean[key] = None
+        elif isinstance(value, dt.date | dt.datetime):
+            clean[key] = value.isoformat()[:10]
+        else:
+            clean[key] = value if isinstance(value, str | int | float | bool) else str(value)
+    return clean
+
+
+class _FileLoad:
+    """Loads one file inside one transaction.
+
+    On PostgreSQL, database work (COPY of a chunk, quarantine inserts) runs on one worker thread
+    while the main thread parses and validates the next chunk: the server and Python then use
+    both cores. The two threads never use the connection at the same time.
+    """
+
+    def __init__(
+        self,
+        conn: Connection,
+        path: Path,
+        contract: Contract,
+        result: FileResult,
+        settings: Settings,
+        on_progress: ProgressCallback | None,
+    ) -> None:
+        self.conn = conn
+        self.path = path
+        self.contract = contract
+        self.result = result
+        self.settings = settings
+        self.on_progress = on_progress
+        self.warnings: dict[str, int] = {}
+        self.keys: list[list[np.ndarray]] = []  # per chunk: the good rows' key columns
+        self.lines: list[np.ndarray] = []  # per chunk: the good rows' lines
+
+    def _quarantine_rows(
+        self, lines: list[int | None], raws: list[dict[str, object]], reasons: list[str]
+    ) -> list[dict[str, object]]:
+        self.result.rows_rejected += len(reasons)
+        return [
+            {
+                "etl_run_id": self.result.run_id,
+                "source": str(self.path),
+                "line": line,
+                "raw": _raw_json(raw),
+                "reason": reason,
+            }
+            for line, raw, reason in zip(lines, raws, reasons, strict=True)
+        ]
+
+    def _write(
+        self, stage: Stage, good: pa.Table, lines: np.ndarray, rejected: list[dict[str, object]]
+    ) -> None:
+        if rejected:
+            self.conn.execute(insert(quarantine), rejected)
+        stage.add(good, lines)
+
+    def _chunk(self, ctx: Context, chunk: Chunk) -> tuple[pa.Table, np.ndarray, list]:
+        rejected = self._quarantine_rows(
+            [m.line for m in chunk.malformed],
+            [{"line_text": m.text} for m in chunk.malformed],
+            [m.reason for m in chunk.malformed],
+        )
+        self.result.rows_read += chunk.rows.num_rows + len(chunk.malformed)
+        if chunk.rows.num_rows == 0:
+            return chunk.rows, np.zeros(0, np.int64), rejected
+        checked = validate(chunk.rows, self.contract, ctx)
+        for text_warning, count in checked.warnings.items():
+            self.warnings[text_warning] = self.warnings.get(text_warning, 0) + count
+        if len(checked.bad_positions):
+            raws = chunk.rows.take(pa.array(checked.bad_positions)).to_pylist()
+            rejected += self._quarantine_rows(
+                [int(x) for x in chunk.lines[checked.bad_positions]], raws, checked.bad_reasons
+            )
+        lines = chunk.lines[checked.good_positions]
+        key_columns = [
+            next(f.column for f in self.contract.fields if f.name == k) for k in self.contract.key
+        ]
+        self.keys.append([_as_int(checked.good.column(c)) for c in key_columns])
+        self.lines.append(lines)
+        return checked.good, lines, rejected
+
+    def run(self) -> None:
+        ctx = _context(self.conn, self.settings)
+        chunks = iter_chunks(self.path, self.contract, self.settings.etl_chunk_rows)
+        first = next(chunks, None)
+        if first is None:
+            raise BadFileError("no data rows")
+        present = [c for c in self.contract.names if c in first.rows.column_names]
+        stage = Stage(self.conn, self.contract, present)
+        overlap = self.conn.dialect.name == "postgresql"
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="etl-db") as db:
+            pending: Future[None] | None = None
+            for number, chunk in enumerate(itertools.chain([first], chunks), start=1):
+                good, lines, rejected = self._chunk(ctx, chunk)
+                if pending is not None:
+                    pending.result()  # one chunk in flight at most; re-raises its error
+                if overlap:
+                    pending = db.submit(self._write, stage, good, lines, rejected)
+                else:
+                    self._write(stage, good, lines, rejected)
+                log.debug(
+                    "chunk %d of %s validated: %d rows read, %d rejected so far",
+                    number,
+                    self.path.name,
+                    self.result.rows_read,
+                    self.result.rows_rejected,
+                )
+                if self.on_progress:
+                    self.on_progress(self.path, self.result.rows_read)
+            if pending is not None:
+                pending.result()
+        self._reject_later_duplicates(stage)
+        counts = stage.merge(self.result.run_id)
+        stage.drop()
+        self.result.rows_inserted = counts.inserted
+        self.result.rows_updated = counts.updated
+        self.result.rows_unchanged = counts.unchanged
+        self._collect_warnings(present)
+        if not self.result.reconciles:  # a bug, never expected: refuse to commit
+            raise RuntimeError(
+                f"counts do not reconcile: read {self.result.rows_read} != inserted "
+                f"{counts.inserted} + updated {counts.updated} + unchanged {counts.unchanged} "
+                f"+ rejected {self.result.rows_rejected}"
+            )
+
+    def _reject_later_duplicates(self, stage: Stage) -> None:
+        """Keys repeated across chunks (within a chunk, validation already caught them)."""
+        if len(self.lines) < 2:
+            return
+        keys = [np.concatenate(parts) for parts in zip(*self.keys, strict=True)]
+        later, first = later_duplicates(keys, np.concatenate(self.lines))
+        if not len(later):
+            return
+        first_of = dict(zip(later.tolist(), first.tolist(), strict=True))
+        removed = stage.pop_lines(np.sort(later))
+        key = "/".join(self.contract.key)
+        lines = [int(r.pop("line")) for r in removed]  # type: ignore[call-overload]
+        self.conn.execute(
+            insert(quarantine),
+            self._quarantine_rows(
+                lines,
+                removed,
+                [f"duplicate {key}: line {first_of[x]} has the same key" for x in lines],
+            ),
+        )
+
+    def _collect_warnings(self, present: list[str]) -> None:
+        ignored = extra_columns(self.path, self.contract)
+        if ignored:
+            self.result.warnings.append(f"ignored unknown column(s): {', '.join(ignored)}")
+        absent = [f.name for f in self.contract.fields if not f.required and f.name not in present]
+        if absent:
+            self.result.warnings.append(f"optional column(s) absent: {', '.join(absent)}")
+        self.result.warnings += [f"{n} {text_warning}" for text_warning, n in self.warnings.items()]
+        if self.result.rows_rejected:
+            self.result.warnings.append(f"{self.result.rows_rejected} rows quarantined")
+
+
+def _as_int(column: pa.ChunkedArray) -> np.ndarray:
+    if pa.types.is_date(column.type):
+        column = column.cast(pa.int32())
+    return np.asarray(column.to_numpy(), dtype=np.int64)
+
+
+def _finish(engine: Engine, result: FileResult) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(etl_runs)
+            .where(etl_runs.c.run_id == result.run_id)
+            .values(
+                status=result.status,
+                finished_at=_now(),
+                rows_read=result.rows_read,
+                rows_inserted=result.rows_inserted,
+                rows_updated=result.rows_updated,
+                rows_unchanged=result.rows_unchanged,
+                rows_rejected=result.rows_rejected,
+                warnings=result.warnings,
+                error=result.error,
+            )
+        )
+
+
+def load_file(
+    engine: Engine,
+    path: Path,
+    kind: Kind,
+    batch_id: str,
+    settings: Settings | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> FileResult:
+    """Load one drop file in one transaction and log the run. Never raises for bad data."""
+    settings = settings or get_settings()
+    try:
+        digest: str | None = file_sha256(path)
+    except OSError:
+        digest = None
+    with engine.begin() as conn:
+        run_id = conn.execute(
+            insert(etl_runs)
+            .values(
+                batch_id=batch_id,
+                source=str(path),
+                kind=kind,
+                file_sha256=digest,
+                started_at=_now(),
+                status="running",
+                warnings=[],
+            )
+            .returning(etl_runs.c.run_id)
+        ).scalar_one()
+    result = FileResult(path=path, kind=kind, run_id=run_id)
+    try:
+        with engine.begin() as conn:
+            _FileLoad(conn, path, CONTRACTS[kind], result, settings, on_progress).run()
+        result.status = "success"
+    except BadFileError as exc:
+        result.status, result.error = "failed", str(exc)
+    except Exception as exc:  # a database or unexpected error: still one line, still logged
+        log.debug("load of %s failed", path, exc_info=True)
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        result.status, result.error = "failed", f"{type(exc).__name__}: {first_line}"
+    if result.status == "failed":
+        # the transaction rolled back: nothing of this file is in the warehouse
+        read = result.rows_read
+        result.rows_inserted = result.rows_updated = result.rows_unchanged = 0
+        result.rows_rejected = 0
+        result.rows_read = 0
+        if read:
+            result.warnings = [f"rolled back after reading {read} rows"]
+    _finish(engine, result)
+    log.debug(
+        "%s %s: %s",
+        kind,
+        path.name,
+        json.dumps(
+            {
+                "status": result.status,
+                "read": result.rows_read,
+                "inserted": result.rows_inserted,
+                "updated": result.rows_updated,
+                "unchanged": result.rows_unchanged,
+                "rejected": result.rows_rejected,
+                "error": result.error,
+            }
+        ),
+    )
+    return result
+
+
+def run_etl(
+    source: Path,
+    engine: Engine,
+    kind: Kind | None = None,
+    settings: Settings | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> EtlResult:
+    """Load every drop file under `source`, masters first, each in its own transaction."""
+    files = discover(Path(source), kind)
+    batch_id = str(uuid.uuid4())
+    results = [
+        load_file(engine, path, file_kind, batch_id, settings, on_progress)
+        for path, file_kind in files
+    ]
+    return EtlResult(batch_id=batch_id, files=results)

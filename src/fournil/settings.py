@@ -1,0 +1,190 @@
+"""The one place for Fournil's settings.
+
+Every setting comes from an environment variable or a `.env` file (see `.env.example`). The
+defaults are the embedded ones: a SQLite warehouse, a local MLflow store and Prefect's ephemeral
+API, all kept under one folder, `FOURNIL_HOME` (default `./.fournil/`). Pointing `DATABASE_URL`
+at PostgreSQL switches the warehouse.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+#: Values that mark a secret nobody has set yet (as `.env.example` ships them).
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "change-me", "changeme", "change_me", "secret", "password", "placeholder", "xxx"}
+)
+
+
+class SettingsError(ValueError):
+    """A setting is missing or unsafe; the message says which and what to do."""
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """Fournil's settings; read them with :func:`get_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    # --- where things live -------------------------------------------------------------
+    mode: Literal["local", "production"] = Field(
+        "local",
+        validation_alias=_env("FOURNIL_MODE"),
+        description="local: embedded defaults, placeholder secrets allowed. "
+        "production: every secret must be set.",
+    )
+    home: Path = Field(
+        Path(".fournil"),
+        validation_alias=_env("FOURNIL_HOME"),
+        description="Folder for the embedded warehouse, MLflow store and Prefect data.",
+    )
+    database_url: str | None = Field(
+        None,
+        validation_alias=_env("DATABASE_URL", "FOURNIL_DATABASE_URL"),
+        description="SQLAlchemy URL of the warehouse; default: SQLite file under FOURNIL_HOME.",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        None,
+        validation_alias=_env("MLFLOW_TRACKING_URI"),
+        description="MLflow tracking server; default: a local store under FOURNIL_HOME.",
+    )
+    prefect_api_url: str | None = Field(
+        None,
+        validation_alias=_env("PREFECT_API_URL"),
+        description="Prefect server API; default: Prefect's ephemeral API.",
+    )
+
+    # --- business ----------------------------------------------------------------------
+    timezone: str = Field(
+        "Europe/Paris",
+        validation_alias=_env("FOURNIL_TIMEZONE"),
+        description="The business's time zone: 'today', schedules and future-date checks.",
+    )
+    country: str = Field(
+        "FR",
+        validation_alias=_env("FOURNIL_COUNTRY"),
+        description="Country whose public holidays apply (ISO 3166 code).",
+    )
+
+    # --- ETL -----------------------------------------------------------------------------
+    etl_chunk_rows: int = Field(
+        500_000,
+        ge=1,
+        validation_alias=_env("FOURNIL_ETL_CHUNK_ROWS"),
+        description="Rows validated and staged at a time; bounds the ETL's memory.",
+    )
+    etl_max_units: int = Field(
+        100_000,
+        ge=1,
+        validation_alias=_env("FOURNIL_ETL_MAX_UNITS"),
+        description="Largest plausible units_sold for one store, product and day.",
+    )
+    etl_max_price: float = Field(
+        1_000.0,
+        gt=0,
+        validation_alias=_env("FOURNIL_ETL_MAX_PRICE"),
+        description="Largest plausible unit price.",
+    )
+
+    # --- secrets -------------------------------------------------------------------------
+    secret_key: SecretStr = Field(
+        SecretStr("change-me"),
+        validation_alias=_env("FOURNIL_SECRET_KEY"),
+        description="Server-side secret (API key hashing pepper). Must be set in production.",
+    )
+
+    log_level: str = Field("INFO", validation_alias=_env("FOURNIL_LOG_LEVEL"))
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from exc
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _parsable_url(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                make_url(value)
+            except Exception as exc:
+                raise ValueError(f"DATABASE_URL is not a database URL: {exc}") from exc
+        return value or None
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets_in_production(self) -> Settings:
+        if self.mode == "production":
+            problems = []
+            if self.secret_key.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+                problems.append("FOURNIL_SECRET_KEY is a placeholder")
+            if self.database_url is None:
+                problems.append("DATABASE_URL is not set")
+            else:
+                password = make_url(self.database_url).password
+                if password is not None and str(password).lower() in PLACEHOLDER_SECRETS:
+                    problems.append("the password in DATABASE_URL is a placeholder")
+            if problems:
+                raise SettingsError(
+                    "refusing to start in production mode: "
+                    + "; ".join(problems)
+                    + " (run `make init-env` or set them in .env)"
+                )
+        return self
+
+    # --- derived -------------------------------------------------------------------------
+    @property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def warehouse_url(self) -> str:
+        """The warehouse URL, defaulting to a SQLite file under FOURNIL_HOME."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home_dir / 'warehouse.db'}"
+
+    @property
+    def tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{self.home_dir / 'mlflow.db'}"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.home_dir / "mlartifacts"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def ensure_home(self) -> Path:
+        self.home_dir.mkdir(parents=True, exist_ok=True)
+        return self.home_dir
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process's settings, read once from the environment and `.env`."""
+    return Settings()
+
+
+def reset_settings_cache() -> None:
+    """Forget cached settings (tests that change the environment call this)."""
+    get_settings.cache_clear()
