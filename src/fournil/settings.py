@@ -23,7 +23,7 @@ PLACEHOLDER_SECRETS = frozenset(
 )
 
 
-class SettingsError(ValueError):
+class SettingsError(Exception):
     """A setting is missing or unsafe; the message says which and what to do."""
 
 

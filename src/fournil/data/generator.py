@@ -151,14 +151,13 @@ def make_products(cfg: GeneratorConfig) -> pd.DataFrame:
 
 def make_stores(cfg: GeneratorConfig) -> pd.DataFrame:
     """The stores: public columns plus the demand parameters (prefixed `_`)."""
-    rng = np.random.default_rng([cfg.seed, 1])
     weights = np.array([w for _, _, w in CITIES])
-    city_idx = rng.choice(len(CITIES), size=cfg.stores, p=weights / weights.sum())
     first = cfg.first_day
     rows = []
     per_city: dict[str, int] = {}
     for i in range(cfg.stores):
-        city, region, _ = CITIES[city_idx[i]]
+        rng = np.random.default_rng([cfg.seed, 1, i])  # one stream per store: N-independent
+        city, region, _ = CITIES[rng.choice(len(CITIES), p=weights / weights.sum())]
         per_city[city] = per_city.get(city, 0) + 1
         is_new = i > 0 and rng.random() < cfg.new_store_share
         if is_new:
@@ -194,6 +193,14 @@ def _chain_promos(cfg: GeneratorConfig, n_products: int, n_days: int) -> np.ndar
     return discount
 
 
+SHORT_BATCH_RATE = 0.02  # days the bakery bakes too little (oven down, staff missing)
+
+
+def batch_size(lam: np.ndarray, shape: float) -> np.ndarray:
+    """What the bakery bakes: expected demand plus 1.65 sd (a 95% service level), plus one."""
+    return np.ceil(lam + 1.65 * np.sqrt(lam + lam**2 / shape)) + 1
+
+
 # --- demand ------------------------------------------------------------------------------------
 
 
@@ -219,8 +226,8 @@ def _calendar(cfg: GeneratorConfig) -> _Calendar:
 
     return _Calendar(
         dates=index.to_numpy().astype("datetime64[D]"),
-        weekday=index.weekday.to_numpy(),
-        doy=index.dayofyear.to_numpy(),
+        weekday=index.day_of_week.to_numpy(),
+        doy=index.day_of_year.to_numpy(),
         holiday=np.asarray(index.isin(pd.DatetimeIndex(list(hol))), dtype=bool),
         closed=on(CLOSED_DAYS),
         festive_eve=on(FESTIVE_EVES),
@@ -295,11 +302,11 @@ def _store_block(
     )
     k = cfg.noise_shape
     demand = rng.poisson(lam * rng.gamma(k, 1 / k, size=lam.shape))
-    short_batch = rng.random(lam.shape) < 0.03
+    short_batch = rng.random(lam.shape) < SHORT_BATCH_RATE
     batch = np.where(
         short_batch,
         np.floor(lam * rng.uniform(0.4, 0.8, size=lam.shape)),
-        np.ceil(lam * 1.25 + 2),
+        batch_size(lam, k),
     )
     units = np.minimum(demand, batch).astype(np.int32)
     stock_out = demand > batch

@@ -177,7 +177,7 @@ def _parse_column(raw: pa_arrow.Array, spec: FieldSpec) -> tuple[pa_arrow.Array,
         valid = pc.fill_null(pc.match_substring_regex(text, _PATTERNS[spec.type]), False)
         clean = pc.if_else(valid, text, pa_arrow.scalar(None, pa_arrow.string()))
         if spec.type == "int":
-            clean = pc.replace_substring_regex(clean, r"\.0*$", "")
+            clean = pc.replace_substring_regex(clean, r"^\+|\.0*$", "")
             values = clean.cast(pa_arrow.int64())
             too_big = pc.fill_null(pc.greater(pc.abs(values), 2**31 - 1), False)
             valid = pc.and_(valid, pc.invert(too_big))
@@ -189,8 +189,12 @@ def _parse_column(raw: pa_arrow.Array, spec: FieldSpec) -> tuple[pa_arrow.Array,
             values = pc.if_else(finite, values, pa_arrow.scalar(None, pa_arrow.float64()))
         else:
             stamps = pc.strptime(clean, format=DATE_FORMAT, unit="s", error_is_null=True)
-            valid = pc.and_(valid, pc.is_valid(stamps))
-            values = stamps.cast(pa_arrow.date32())
+            # strptime rolls 2026-02-30 over to March: a real date formats back to its text
+            round_trip = pc.equal(pc.strftime(stamps, format=DATE_FORMAT), clean)
+            valid = pc.and_(valid, pc.fill_null(round_trip, False))
+            values = pc.if_else(valid, stamps, pa_arrow.scalar(None, stamps.type)).cast(
+                pa_arrow.date32()
+            )
     bad = pc.and_(pc.invert(pc.fill_null(valid, False)), pc.invert(empty))
     return values, np.asarray(bad.to_numpy(zero_copy_only=False), dtype=bool)
 
@@ -235,12 +239,15 @@ def _schema(contract: Contract, ctx: Context) -> pa.DataFrameSchema:
     )
 
 
-def _describe_failure(column: str, check: str, case: object, key: tuple[str, ...]) -> str:
+def _describe_failure(column: str, check: str, case: object, contract: Contract) -> str:
     if check == "multiple_fields_uniqueness":
-        return f"duplicate {'/'.join(key)}: an earlier row of the file has the same key"
+        return f"duplicate {'/'.join(contract.key)}: an earlier row of the file has the same key"
     if check == "not_nullable":
         return f"{column} is missing"
     value = case.date() if isinstance(case, pd.Timestamp) else case
+    is_int = any(f.name == column and f.type == "int" for f in contract.fields)
+    if isinstance(value, float) and value.is_integer() and is_int:
+        value = int(value)  # pandera reports failure cases of mixed columns as floats
     return f"{column}: {value} {check}"
 
 
@@ -250,11 +257,8 @@ def _to_pandas(table: pa_arrow.Table) -> pd.DataFrame:
         pa_arrow.float64(): pd.Float64Dtype(),
         pa_arrow.bool_(): pd.BooleanDtype(),
     }
-    frame = table.to_pandas(types_mapper=mapping.get, date_as_object=False)
-    for name in frame.columns:  # pandera compares dates as timestamps
-        if frame[name].dtype.kind == "M":
-            frame[name] = frame[name].astype("datetime64[ns]")
-    return frame
+    # dates become datetime64[s] (not [ns], which ends in 2262 and would overflow on typos)
+    return table.to_pandas(types_mapper=mapping.get, date_as_object=False)
 
 
 def validate(raw: pa_arrow.Table, contract: Contract, ctx: Context) -> Validated:
@@ -298,7 +302,7 @@ def validate(raw: pa_arrow.Table, contract: Contract, ctx: Context) -> Validated
                     continue
                 seen_dupes.add(row)
             problems.setdefault(row, []).append(
-                _describe_failure(str(column), str(check), case, contract.key)
+                _describe_failure(str(column), str(check), case, contract)
             )
 
     bad_positions = np.array(sorted(problems), dtype=np.int64)

@@ -54,10 +54,13 @@ def file_sha256(path: Path) -> str:
 # --- CSV ---------------------------------------------------------------------------------------
 
 
-def _check_utf8(path: Path) -> None:
+def _scan(path: Path) -> bool:
+    """Check the file is UTF-8 (BadFileError if not); return whether it has blank lines."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     offset = 0
     newlines = 0
+    blank = False
+    previous = b""
     with path.open("rb") as fh:
         while True:
             block = fh.read(SCAN_BLOCK)
@@ -71,7 +74,10 @@ def _check_utf8(path: Path) -> None:
                     f"(offset {offset + bad_at}); re-export the file as UTF-8"
                 ) from None
             if not block:
-                return
+                return blank
+            seam = previous[-2:] + block
+            blank = blank or b"\n\n" in seam or b"\n\r\n" in seam
+            previous = block
             offset += len(block)
             newlines += block.count(b"\n")
 
@@ -87,11 +93,12 @@ def _header(path: Path) -> list[str]:
     return [h.strip() for h in header]
 
 
-def check_csv(path: Path, contract: Contract) -> list[str]:
-    """Raise BadFileError if the file cannot be loaded; return its column names."""
+def check_csv(path: Path, contract: Contract) -> tuple[list[str], bool]:
+    """Raise BadFileError if the file cannot be loaded; return its columns, and whether it
+    has blank lines."""
     if path.stat().st_size == 0:
         raise BadFileError("empty file (0 bytes)")
-    _check_utf8(path)
+    has_blank_lines = _scan(path)
     header = _header(path)
     missing = [c for c in contract.required if c not in header]
     if missing:
@@ -108,7 +115,7 @@ def check_csv(path: Path, contract: Contract) -> list[str]:
     duplicated = sorted({c for c in header if header.count(c) > 1})
     if duplicated:
         raise BadFileError(f"column(s) {', '.join(duplicated)} appear more than once in the header")
-    return header
+    return header, has_blank_lines
 
 
 def _exact_layout(path: Path, n_columns: int) -> tuple[np.ndarray, list[Malformed]]:
@@ -138,7 +145,7 @@ def _exact_layout(path: Path, n_columns: int) -> tuple[np.ndarray, list[Malforme
 
 
 def iter_csv(path: Path, contract: Contract, chunk_rows: int) -> Iterator[Chunk]:
-    header = check_csv(path, contract)
+    header, irregular = check_csv(path, contract)
     wanted = [c for c in contract.names if c in header]
     invalid_seen: list[str] = []
 
@@ -149,7 +156,7 @@ def iter_csv(path: Path, contract: Contract, chunk_rows: int) -> Iterator[Chunk]
     reader = pacsv.open_csv(
         path,
         read_options=pacsv.ReadOptions(block_size=min(max(chunk_rows * 48, 1 << 16), 1 << 28)),
-        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, ignore_empty_lines=False),
+        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
         convert_options=pacsv.ConvertOptions(
             column_types={c: pa.string() for c in header},
             include_columns=wanted,
@@ -169,7 +176,7 @@ def iter_csv(path: Path, contract: Contract, chunk_rows: int) -> Iterator[Chunk]
         pending, pending_rows = [], 0
         n = table.num_rows
         malformed: list[Malformed] = []
-        if invalid_seen and layout is None:
+        if (invalid_seen or irregular) and layout is None:
             layout = _exact_layout(path, len(header))
         if layout is not None:
             lines = layout[0][done : done + n]
@@ -190,7 +197,7 @@ def iter_csv(path: Path, contract: Contract, chunk_rows: int) -> Iterator[Chunk]
                 yield flush()
         if pending:
             yield flush()
-        if layout is None and invalid_seen:
+        if layout is None and (invalid_seen or irregular):
             layout = _exact_layout(path, len(header))
         if layout is not None and reported_malformed < len(layout[1]):
             yield Chunk(

@@ -1,0 +1,5 @@
+"""`python -m fournil` runs the CLI."""
+
+from fournil.cli import app
+
+app()

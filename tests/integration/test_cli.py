@@ -1,0 +1,100 @@
+"""The CLI as a user runs it: real processes, real files, the embedded warehouse."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CLI = [sys.executable, "-m", "fournil"]
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+    )
+
+
+def test_generate_then_etl_then_rerun(tmp_path: Path, isolated_settings: Path) -> None:
+    out = tmp_path / "drop"
+    gen = run(
+        "data",
+        "generate",
+        "--out",
+        str(out),
+        "--stores",
+        "3",
+        "--products",
+        "4",
+        "--days",
+        "60",
+        "--end-date",
+        "2026-06-30",
+        "--bad-rows",
+        "0.02",
+    )
+    assert gen.returncode == 0, gen.stderr
+    assert "deliberately bad" in gen.stdout
+    assert {p.name for p in out.iterdir()} == {"stores.csv", "products.csv", "sales.csv", "truth"}
+    first = run("etl", "run", "--source", str(out))
+    assert first.returncode == 0, first.stderr
+    assert "success" in first.stdout and "rows quarantined" in first.stdout
+    assert (isolated_settings / "warehouse.db").exists()
+    second = run("etl", "run", "--source", str(out))
+    assert second.returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"", "empty file (0 bytes)"),
+        (
+            b"date;store_id;product_id;units_sold;price;promo\n2026-01-01;1;1;1;1;0\n",
+            "wrong delimiter",
+        ),
+    ],
+)
+def test_a_bad_file_exits_1_with_a_one_line_error(
+    tmp_path: Path, body: bytes, message: str
+) -> None:
+    path = tmp_path / "sales.csv"
+    path.write_bytes(body)
+    result = run("etl", "run", "--source", str(path))
+    assert result.returncode == 1
+    assert message in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_usage_errors_are_one_line(tmp_path: Path) -> None:
+    missing = run("etl", "run", "--source", str(tmp_path / "nope"))
+    assert missing.returncode == 1
+    assert "no such file or folder" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    unknown = tmp_path / "weird.csv"
+    unknown.write_text("a,b\n1,2\n")
+    assert "cannot tell what weird.csv holds" in run("etl", "run", "--source", str(unknown)).stderr
+
+
+def test_production_mode_with_placeholder_secret_refuses_to_start() -> None:
+    result = run(
+        "db",
+        "current",
+        env={"FOURNIL_MODE": "production", "DATABASE_URL": "postgresql+psycopg://u:pw-xyz@h/db"},
+    )
+    assert result.returncode == 2
+    assert "FOURNIL_SECRET_KEY is a placeholder" in result.stderr
+
+
+def test_demo_runs_on_embedded_defaults(isolated_settings: Path) -> None:
+    result = run("demo")  # the defaults, as README runs it
+    assert result.returncode == 0, result.stderr
+    assert "warehouse:" in result.stdout and "sales rows from" in result.stdout
+    assert "quarantined rows by reason" in result.stdout
+    assert (isolated_settings / "warehouse.db").exists()

@@ -1,0 +1,166 @@
+"""Loads are transactional (a failure or a kill changes nothing) and idempotent."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import Engine, select
+
+from fournil.data.generator import GeneratedData, GeneratorConfig, generate
+from fournil.db.schema import sales
+from fournil.etl import load
+from fournil.etl.runner import load_file, run_etl
+from tests.conftest import END_DATE
+from tests.integration.helpers import assert_reconciles, counts, reasons, run_row
+
+
+def test_rerunning_the_same_drop_changes_nothing(
+    warehouse: Engine, small_drop: GeneratedData
+) -> None:
+    first = run_etl(small_drop.out_dir, warehouse)
+    assert first.ok
+    after_first = counts(warehouse)
+    second = run_etl(small_drop.out_dir, warehouse)
+    assert second.ok
+    assert counts(warehouse) == after_first  # no duplicates, same totals
+    for result in second.files:
+        assert result.rows_inserted == result.rows_updated == 0
+        assert result.rows_unchanged == result.rows_read
+        assert_reconciles(warehouse, result)
+
+
+def test_a_corrected_file_updates_only_the_changed_rows(
+    warehouse: Engine, tmp_path: Path, small_drop: GeneratedData
+) -> None:
+    assert run_etl(small_drop.out_dir, warehouse).ok
+    frame = pd.read_csv(small_drop.sales_path, dtype=str, keep_default_na=False)
+    frame.loc[[3, 10, 42], "units_sold"] = "999"
+    frame.loc[7, "price"] = "9.99"
+    corrected = tmp_path / "sales_corrected.csv"
+    frame.to_csv(corrected, index=False)
+    result = load_file(warehouse, corrected, "sales", "fix")
+    assert (result.rows_updated, result.rows_inserted) == (4, 0)
+    assert result.rows_unchanged == len(frame) - 4
+    with warehouse.connect() as conn:
+        n = conn.execute(select(sales.c.units_sold).where(sales.c.units_sold == 999)).all()
+        assert len(n) == 3
+        row = conn.execute(
+            select(sales.c.etl_run_id, sales.c.price).where(
+                sales.c.store_id == int(frame.loc[7, "store_id"]),
+                sales.c.product_id == int(frame.loc[7, "product_id"]),
+                sales.c.sale_date == pd.Timestamp(frame.loc[7, "date"]).date(),
+            )
+        ).one()
+        assert row.price == 9.99 and row.etl_run_id == result.run_id
+
+
+def test_a_failure_midway_leaves_the_warehouse_unchanged(
+    warehouse: Engine, small_drop: GeneratedData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run_etl(small_drop.stores_path, warehouse).ok
+    assert run_etl(small_drop.products_path, warehouse).ok
+    before = counts(warehouse)
+    original_merge = load.Stage.merge
+
+    def merge_then_fail(self: load.Stage, run_id: int) -> load.MergeCounts:
+        merged = original_merge(self, run_id)  # rows are inserted in the transaction...
+        assert merged.inserted > 0
+        raise ConnectionError("server closed the connection unexpectedly\nmore details")
+
+    monkeypatch.setattr(load.Stage, "merge", merge_then_fail)
+    result = load_file(warehouse, small_drop.sales_path, "sales", "t")
+    assert result.status == "failed"
+    assert result.error == "ConnectionError: server closed the connection unexpectedly"
+    assert counts(warehouse) == before  # ...and rolled back
+    row = run_row(warehouse, result.run_id)
+    assert row["status"] == "failed" and row["rows_inserted"] == 0
+    assert_reconciles(warehouse, result)
+
+
+def test_a_killed_load_leaves_the_warehouse_unchanged(warehouse_url: str, tmp_path: Path) -> None:
+    drop = generate(
+        GeneratorConfig(stores=6, products=8, days=400, end_date=END_DATE, seed=2),
+        tmp_path / "drop",
+    )
+    env = {
+        **os.environ,
+        "DATABASE_URL": warehouse_url,
+        "FOURNIL_ETL_CHUNK_ROWS": "2000",
+        "FOURNIL_HOME": str(tmp_path / "home"),
+    }
+    cli = [sys.executable, "-m", "fournil"]
+    masters = subprocess.run(
+        [*cli, "etl", "run", "--source", str(drop.stores_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert masters.returncode == 0, masters.stderr
+    subprocess.run(
+        [*cli, "etl", "run", "--source", str(drop.products_path)],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    from fournil.db import make_engine
+
+    engine = make_engine(warehouse_url)
+    before = counts(engine)
+    proc = subprocess.Popen(
+        [*cli, "-v", "etl", "run", "--source", str(drop.sales_path)],
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 120
+    seen = ""
+    while "chunk 3 of sales.csv validated" not in seen and time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen += line
+    assert "chunk 3 of sales.csv validated" in seen, seen
+    proc.send_signal(signal.SIGKILL)  # midway: chunks staged, nothing committed
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert counts(engine) == before
+    # and the next run loads everything, once
+    rerun = load_file(engine, drop.sales_path, "sales", "after-kill")
+    assert rerun.status == "success" and rerun.rows_inserted == drop.rows
+    engine.dispose()
+
+
+def test_duplicates_across_chunks_are_quarantined(
+    warehouse: Engine,
+    tmp_path: Path,
+    small_drop: GeneratedData,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert run_etl(small_drop.stores_path, warehouse).ok
+    assert run_etl(small_drop.products_path, warehouse).ok
+    frame = pd.read_csv(small_drop.sales_path, dtype=str, keep_default_na=False)
+    doubled = pd.concat([frame, frame.iloc[[0, 5]]], ignore_index=True)  # repeats at the end
+    path = tmp_path / "sales_twice.csv"
+    doubled.to_csv(path, index=False)
+    monkeypatch.setenv("FOURNIL_ETL_CHUNK_ROWS", "500")
+    from fournil.settings import reset_settings_cache
+
+    reset_settings_cache()
+    result = load_file(warehouse, path, "sales", "dup")
+    assert result.status == "success"
+    assert result.rows_rejected == 2 and result.rows_inserted == len(frame)
+    assert reasons(warehouse, result.run_id) == [
+        (len(frame) + 2, "duplicate date/store_id/product_id: line 2 has the same key"),
+        (len(frame) + 3, "duplicate date/store_id/product_id: line 7 has the same key"),
+    ]
+    assert_reconciles(warehouse, result)

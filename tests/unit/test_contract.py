@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from fournil.etl.contract import SALES, STORES, Context, kind_of, validate
+from fournil.etl.load import later_duplicates
+from fournil.etl.readers import BadFileError, check_csv, iter_csv
+
+CTX = Context(
+    today=dt.date(2026, 11, 23),
+    known_stores={1: dt.date(2026, 1, 1)},
+    known_products=frozenset({1, 2}),
+)
+
+
+def sales_rows(**overrides: list[str]) -> pa.Table:
+    base = {
+        "date": ["2026-05-01"],
+        "store_id": ["1"],
+        "product_id": ["1"],
+        "units_sold": ["3"],
+        "price": ["1.20"],
+        "promo": ["0"],
+        "stock_out": [""],
+    }
+    base.update(overrides)
+    n = max(len(v) for v in base.values())
+    return pa.table({k: v * n if len(v) == 1 else v for k, v in base.items()})
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("units_sold", "2.5", "units_sold: '2.5' is not a whole number"),
+        ("units_sold", "", "units_sold is missing"),
+        ("price", "1,20", "price: '1,20' is not a number"),
+        ("date", "01/05/2026", "date: '01/05/2026' is not a date (expected YYYY-MM-DD)"),
+        ("date", "2026-02-30", "date: '2026-02-30' is not a date (expected YYYY-MM-DD)"),
+        ("promo", "oui", "promo: 'oui' is not one of 0/1/true/false"),
+        ("units_sold", "100001", "units_sold: 100001 is implausibly large (> 100000)"),
+        ("date", "2026-11-24", "date: 2026-11-24 is in the future (today is 2026-11-23)"),
+        ("product_id", "3", "product_id: 3 is not a known product"),
+    ],
+)
+def test_each_rule_has_its_reason(field: str, value: str, reason: str) -> None:
+    checked = validate(sales_rows(**{field: [value]}), SALES, CTX)
+    assert checked.good.num_rows == 0
+    assert checked.bad_reasons == [reason]
+
+
+def test_lenient_spellings_parse() -> None:
+    rows = sales_rows(
+        units_sold=[" 3 ", "4.0", "+5"],
+        promo=["TRUE", "f", "yes"],
+        stock_out=["", "1", "False"],
+        product_id=["1", "2", "1"],
+        date=["2026-05-01", "2026-05-01", "2026-05-02"],
+    )
+    checked = validate(rows, SALES, CTX)
+    assert checked.bad_reasons == []
+    assert checked.good.column("units_sold").to_pylist() == [3, 4, 5]
+    assert checked.good.column("promo").to_pylist() == [True, False, True]
+    assert checked.good.column("stock_out").to_pylist() == [None, True, False]
+    assert checked.good.column("sale_date").to_pylist()[2] == dt.date(2026, 5, 2)
+
+
+def test_rows_before_store_opening_load_with_a_warning() -> None:
+    checked = validate(sales_rows(date=["2025-12-31"]), SALES, CTX)
+    assert checked.good.num_rows == 1
+    assert checked.warnings == {"rows dated before their store's opening date": 1}
+
+
+def test_stores_contract() -> None:
+    rows = pa.table(
+        {
+            "store_id": ["1", "1", "-2"],
+            "name": ["A", "B", "C"],
+            "city": ["Lyon", "Lyon", ""],
+            "region": ["R", "R", "R"],
+            "opened_on": ["2020-01-01", "2020-01-01", "2020-01-01"],
+        }
+    )
+    checked = validate(rows, STORES, CTX)
+    assert checked.bad_reasons == [
+        "duplicate store_id: an earlier row of the file has the same key",
+        "city is missing",
+    ]
+
+
+def test_kind_from_file_name() -> None:
+    assert kind_of("sales_2026-05.csv") == "sales"
+    assert kind_of("Stores.parquet") == "stores"
+    assert kind_of("expected_demand.parquet") is None
+
+
+def test_later_duplicates_keeps_the_first_line() -> None:
+    keys = [np.array([5, 1, 5, 2, 5]), np.array([1, 1, 1, 1, 2])]
+    later, first = later_duplicates(keys, np.array([10, 11, 12, 13, 14]))
+    assert later.tolist() == [12] and first.tolist() == [10]
+
+
+def test_exact_lines_after_malformed_and_blank_lines(tmp_path: Path) -> None:
+    path = tmp_path / "sales.csv"
+    path.write_text(
+        "date,store_id,product_id,units_sold,price,promo\n"
+        '2026-05-01,1,1,1,1.2,0\n\n"2026-05-02",1,1\n2026-05-03,1,1,2,1.2,0\n'
+        "2026-05-04,1,1,3,1.2,0,extra\n2026-05-05,1,1,3,1.2,0\n"
+    )
+    chunks = list(iter_csv(path, SALES, chunk_rows=2))
+    lines = np.concatenate([c.lines for c in chunks]).tolist()
+    malformed = [(m.line, m.reason) for c in chunks for m in c.malformed]
+    assert lines == [2, 5, 7]
+    assert malformed == [
+        (4, "malformed line: expected 6 fields, found 3"),
+        (6, "malformed line: expected 6 fields, found 7"),
+    ]
+
+
+def test_check_csv_reports_missing_columns_and_bom(tmp_path: Path) -> None:
+    path = tmp_path / "sales.csv"
+    path.write_bytes(
+        "\ufeffdate,store_id,product_id,units_sold,price,promo\n1,1,1,1,1,1\n".encode()
+    )
+    assert check_csv(path, SALES)[0][0] == "date"
+    path.write_text("date,store_id\n2026-01-01,1\n")
+    with pytest.raises(BadFileError, match=r"missing required column\(s\) product_id"):
+        check_csv(path, SALES)

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from fournil.settings import Settings, SettingsError
+
+
+def test_defaults_are_embedded_and_live_under_fournil_home(isolated_settings: Path) -> None:
+    settings = Settings()
+    assert settings.mode == "local"
+    assert settings.warehouse_url == f"sqlite:///{isolated_settings.resolve() / 'warehouse.db'}"
+    assert settings.tracking_uri.startswith("sqlite:///")
+    assert str(isolated_settings.resolve()) in settings.tracking_uri
+    assert settings.prefect_api_url is None
+
+
+def test_home_is_not_read_from_the_users_home_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FOURNIL_HOME")
+    monkeypatch.setenv("HOME", "/somewhere/else")
+    assert Settings().home == Path(".fournil")
+
+
+def test_database_url_switches_the_warehouse(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = "postgresql+psycopg://fournil:s3cret@db:5432/warehouse"
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert Settings().warehouse_url == url
+
+
+def test_dotenv_file_is_read(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("FOURNIL_TIMEZONE=America/Montreal\n")
+    assert Settings().timezone == "America/Montreal"
+
+
+def test_production_refuses_placeholder_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FOURNIL_MODE", "production")
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://u:a-real-one@db/w")
+    monkeypatch.setenv("FOURNIL_SECRET_KEY", "change-me")
+    with pytest.raises(SettingsError, match="FOURNIL_SECRET_KEY is a placeholder"):
+        Settings()
+
+
+def test_production_refuses_placeholder_database_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FOURNIL_MODE", "production")
+    monkeypatch.setenv("FOURNIL_SECRET_KEY", "x" * 40)
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://u:changeme@db/w")
+    with pytest.raises(SettingsError, match="password in DATABASE_URL is a placeholder"):
+        Settings()
+
+
+def test_production_starts_with_real_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FOURNIL_MODE", "production")
+    monkeypatch.setenv("FOURNIL_SECRET_KEY", "k" * 40)
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://u:Zq8-long-random@db/w")
+    assert Settings().mode == "production"
+
+
+def test_local_mode_allows_the_placeholder() -> None:
+    assert Settings().secret_key.get_secret_value() == "change-me"
+
+
+def test_unknown_time_zone_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FOURNIL_TIMEZONE", "Mars/Olympus")
+    with pytest.raises(ValidationError, match="unknown time zone"):
+        Settings()
