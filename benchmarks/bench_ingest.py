@@ -95,7 +95,9 @@ def main() -> None:
                 raw.close()
 
         def to_sql() -> None:
-            frame = pd.read_csv(gen.sales_path).rename(columns={"date": "sale_date"})
+            frame = pd.read_csv(gen.sales_path, parse_dates=["date"]).rename(
+                columns={"date": "sale_date"}
+            )
             frame.to_sql("bench_to_sql", engine, if_exists="append", index=False)
 
         results = {

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from fournil.etl.contract import SALES, STORES, Context, kind_of, validate
-from fournil.etl.load import later_duplicates
+from fournil.etl.load import KeyIndex
 from fournil.etl.readers import BadFileError, check_csv, iter_csv
 
 CTX = Context(
@@ -98,10 +98,11 @@ def test_kind_from_file_name() -> None:
     assert kind_of("expected_demand.parquet") is None
 
 
-def test_later_duplicates_keeps_the_first_line() -> None:
-    keys = [np.array([5, 1, 5, 2, 5]), np.array([1, 1, 1, 1, 2])]
-    later, first = later_duplicates(keys, np.array([10, 11, 12, 13, 14]))
-    assert later.tolist() == [12] and first.tolist() == [10]
+def test_key_index_reports_the_first_line_of_a_repeated_key() -> None:
+    index = KeyIndex()
+    assert index.check_and_add(np.array([50, 10, 30]), np.array([2, 3, 4])).tolist() == [0, 0, 0]
+    assert index.check_and_add(np.array([30, 20, 50]), np.array([5, 6, 7])).tolist() == [4, 0, 2]
+    assert index.check_and_add(np.array([20, 5, 60]), np.array([8, 9, 10])).tolist() == [6, 0, 0]
 
 
 def test_exact_lines_after_malformed_and_blank_lines(tmp_path: Path) -> None:

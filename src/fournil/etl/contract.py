@@ -127,6 +127,14 @@ class Context:
     max_units: int = 100_000
     max_price: float = 1_000.0
 
+    @property
+    def sorted_store_ids(self) -> np.ndarray:
+        return np.sort(np.fromiter(self.known_stores, dtype=np.int64, count=len(self.known_stores)))
+
+    @property
+    def sorted_product_ids(self) -> np.ndarray:
+        return np.sort(np.fromiter(self.known_products, dtype=np.int64))
+
 
 @dataclass
 class Validated:

@@ -47,21 +47,32 @@ class MergeCounts:
     unchanged: int
 
 
-def later_duplicates(keys: list[np.ndarray], lines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Lines whose key an earlier line already has, and that earlier (first) line, for each."""
-    if len(lines) < 2:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    order = np.lexsort([lines, *reversed(keys)])  # by key, then line
-    same = np.ones(len(lines) - 1, bool)
-    for key in keys:
-        ordered = key[order]
-        same &= ordered[1:] == ordered[:-1]
-    later = np.flatnonzero(same) + 1
-    if not len(later):
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    starts = np.flatnonzero(np.concatenate([[True], ~same]))  # first row of each key group
-    group_first = starts[np.searchsorted(starts, later, side="right") - 1]
-    return lines[order[later]], lines[order[group_first]]
+class KeyIndex:
+    """The keys a file has had so far (as sorted int64 codes), and the line of each.
+
+    Catches a key repeated in a later chunk before that chunk is merged. Adding a chunk merges
+    two sorted runs (a stable sort, linear on such input), so a file of n rows costs about
+    n * chunks / 2 copies, not a sort per chunk.
+    """
+
+    def __init__(self) -> None:
+        self.codes = np.zeros(0, np.int64)
+        self.lines = np.zeros(0, np.int64)
+
+    def check_and_add(self, codes: np.ndarray, lines: np.ndarray) -> np.ndarray:
+        """For each row, the line of an earlier chunk with the same key, or 0; then remember
+        the chunk's keys."""
+        first = np.zeros(len(codes), np.int64)
+        if len(self.codes) and len(codes):
+            at = np.searchsorted(self.codes, codes).clip(max=len(self.codes) - 1)
+            hit = self.codes[at] == codes
+            first[hit] = self.lines[at[hit]]
+        fresh = first == 0
+        merged = np.concatenate([self.codes, codes[fresh]])
+        order = np.argsort(merged, kind="stable")
+        self.codes = merged[order]
+        self.lines = np.concatenate([self.lines, lines[fresh]])[order]
+        return first
 
 
 class Stage:
@@ -121,21 +132,12 @@ class Stage:
             )
         self.rows += table.num_rows
 
-    def pop_lines(self, lines: np.ndarray) -> list[dict[str, object]]:
-        """Remove the staged rows at `lines`; return them (as staged) for the quarantine."""
-        removed: list[dict[str, object]] = []
-        for start in range(0, len(lines), 10_000):
-            part = ", ".join(str(int(x)) for x in lines[start : start + 10_000])
-            where = f"WHERE line IN ({part})"
-            removed += [
-                dict(r)
-                for r in self.conn.exec_driver_sql(
-                    f"SELECT line, {', '.join(self.columns)} FROM {self.name} {where} ORDER BY line"
-                ).mappings()
-            ]
-            self.conn.exec_driver_sql(f"DELETE FROM {self.name} {where}")
-        self.rows -= len(removed)
-        return removed
+    def clear(self) -> None:
+        """Empty the stage (after a merge), ready for the next chunk."""
+        self.conn.exec_driver_sql(
+            f"TRUNCATE {self.name}" if self.postgres else f"DELETE FROM {self.name}"
+        )
+        self.rows = 0
 
     def merge(self, run_id: int) -> MergeCounts:
         """Update changed rows and insert new ones in the target table."""

@@ -27,7 +27,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from fournil.calendar import business_today
 from fournil.db.schema import etl_runs, products, quarantine, stores
 from fournil.etl.contract import CONTRACTS, LOAD_ORDER, Context, Contract, Kind, kind_of, validate
-from fournil.etl.load import Stage, later_duplicates
+from fournil.etl.load import KeyIndex, Stage
 from fournil.etl.readers import BadFileError, Chunk, extra_columns, file_sha256, iter_chunks
 from fournil.settings import Settings, get_settings
 
@@ -131,9 +131,10 @@ def _raw_json(record: dict[str, object]) -> dict[str, object]:
 class _FileLoad:
     """Loads one file inside one transaction.
 
-    On PostgreSQL, database work (COPY of a chunk, quarantine inserts) runs on one worker thread
-    while the main thread parses and validates the next chunk: the server and Python then use
-    both cores. The two threads never use the connection at the same time.
+    Each chunk is validated, checked against the keys of earlier chunks, staged and merged. On
+    PostgreSQL the database work of a chunk (quarantine insert, COPY, merge) runs on one worker
+    thread while the main thread validates the next chunk, so the server and Python use both
+    cores; the two threads never use the connection at the same time.
     """
 
     def __init__(
@@ -152,8 +153,10 @@ class _FileLoad:
         self.settings = settings
         self.on_progress = on_progress
         self.warnings: dict[str, int] = {}
-        self.keys: list[list[np.ndarray]] = []  # per chunk: the good rows' key columns
-        self.lines: list[np.ndarray] = []  # per chunk: the good rows' lines
+        self.seen = KeyIndex()
+        self.key_columns = [
+            next(f.column for f in contract.fields if f.name == k) for k in contract.key
+        ]
 
     def _quarantine_rows(
         self, lines: list[int | None], raws: list[dict[str, object]], reasons: list[str]
@@ -175,7 +178,27 @@ class _FileLoad:
     ) -> None:
         if rejected:
             self.conn.execute(insert(quarantine), rejected)
-        stage.add(good, lines)
+        if good.num_rows:
+            stage.add(good, lines)
+            counts = stage.merge(self.result.run_id)
+            stage.clear()
+            self.result.rows_inserted += counts.inserted
+            self.result.rows_updated += counts.updated
+            self.result.rows_unchanged += counts.unchanged
+
+    def _codes(self, good: pa.Table, ctx: Context) -> np.ndarray:
+        """One int64 per key: the id itself for masters; for sales, (day, store, product)
+        with ids replaced by their rank among the known ones so that any ids fit in 63 bits."""
+        if self.contract.kind != "sales":
+            return np.asarray(good.column(self.key_columns[0]).to_numpy(), dtype=np.int64)
+        day = np.asarray(good.column("sale_date").cast(pa.int32()).to_numpy(), np.int64)
+        store = np.searchsorted(ctx.sorted_store_ids, good.column("store_id").to_numpy()).astype(
+            np.int64
+        )
+        product = np.searchsorted(
+            ctx.sorted_product_ids, good.column("product_id").to_numpy()
+        ).astype(np.int64)
+        return ((day + (1 << 20)) << 42) | (store << 21) | product
 
     def _chunk(self, ctx: Context, chunk: Chunk) -> tuple[pa.Table, np.ndarray, list]:
         rejected = self._quarantine_rows(
@@ -189,18 +212,23 @@ class _FileLoad:
         checked = validate(chunk.rows, self.contract, ctx)
         for text_warning, count in checked.warnings.items():
             self.warnings[text_warning] = self.warnings.get(text_warning, 0) + count
-        if len(checked.bad_positions):
-            raws = chunk.rows.take(pa.array(checked.bad_positions)).to_pylist()
-            rejected += self._quarantine_rows(
-                [int(x) for x in chunk.lines[checked.bad_positions]], raws, checked.bad_reasons
-            )
+        bad_positions, reasons = list(checked.bad_positions), list(checked.bad_reasons)
         lines = chunk.lines[checked.good_positions]
-        key_columns = [
-            next(f.column for f in self.contract.fields if f.name == k) for k in self.contract.key
-        ]
-        self.keys.append([_as_int(checked.good.column(c)) for c in key_columns])
-        self.lines.append(lines)
-        return checked.good, lines, rejected
+        earlier = self.seen.check_and_add(self._codes(checked.good, ctx), lines)
+        repeated = earlier > 0
+        good = checked.good
+        if repeated.any():
+            key = "/".join(self.contract.key)
+            bad_positions += list(checked.good_positions[repeated])
+            reasons += [f"duplicate {key}: line {n} has the same key" for n in earlier[repeated]]
+            good, lines = good.filter(pa.array(~repeated)), lines[~repeated]
+        if bad_positions:
+            positions = np.asarray(bad_positions, np.int64)
+            raws = chunk.rows.take(pa.array(positions)).to_pylist()
+            rejected += self._quarantine_rows(
+                [int(x) for x in chunk.lines[positions]], raws, reasons
+            )
+        return good, lines, rejected
 
     def run(self) -> None:
         ctx = _context(self.conn, self.settings)
@@ -232,40 +260,14 @@ class _FileLoad:
                     self.on_progress(self.path, self.result.rows_read)
             if pending is not None:
                 pending.result()
-        self._reject_later_duplicates(stage)
-        counts = stage.merge(self.result.run_id)
         stage.drop()
-        self.result.rows_inserted = counts.inserted
-        self.result.rows_updated = counts.updated
-        self.result.rows_unchanged = counts.unchanged
         self._collect_warnings(present)
         if not self.result.reconciles:  # a bug, never expected: refuse to commit
             raise RuntimeError(
                 f"counts do not reconcile: read {self.result.rows_read} != inserted "
-                f"{counts.inserted} + updated {counts.updated} + unchanged {counts.unchanged} "
-                f"+ rejected {self.result.rows_rejected}"
+                f"{self.result.rows_inserted} + updated {self.result.rows_updated} + unchanged "
+                f"{self.result.rows_unchanged} + rejected {self.result.rows_rejected}"
             )
-
-    def _reject_later_duplicates(self, stage: Stage) -> None:
-        """Keys repeated across chunks (within a chunk, validation already caught them)."""
-        if len(self.lines) < 2:
-            return
-        keys = [np.concatenate(parts) for parts in zip(*self.keys, strict=True)]
-        later, first = later_duplicates(keys, np.concatenate(self.lines))
-        if not len(later):
-            return
-        first_of = dict(zip(later.tolist(), first.tolist(), strict=True))
-        removed = stage.pop_lines(np.sort(later))
-        key = "/".join(self.contract.key)
-        lines = [int(r.pop("line")) for r in removed]  # type: ignore[call-overload]
-        self.conn.execute(
-            insert(quarantine),
-            self._quarantine_rows(
-                lines,
-                removed,
-                [f"duplicate {key}: line {first_of[x]} has the same key" for x in lines],
-            ),
-        )
 
     def _collect_warnings(self, present: list[str]) -> None:
         ignored = extra_columns(self.path, self.contract)
@@ -277,12 +279,6 @@ class _FileLoad:
         self.result.warnings += [f"{n} {text_warning}" for text_warning, n in self.warnings.items()]
         if self.result.rows_rejected:
             self.result.warnings.append(f"{self.result.rows_rejected} rows quarantined")
-
-
-def _as_int(column: pa.ChunkedArray) -> np.ndarray:
-    if pa.types.is_date(column.type):
-        column = column.cast(pa.int32())
-    return np.asarray(column.to_numpy(), dtype=np.int64)
 
 
 def _finish(engine: Engine, result: FileResult) -> None:
