@@ -14,6 +14,7 @@ contract for the people who send the files.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -61,6 +62,14 @@ class Contract:
     @property
     def names(self) -> list[str]:
         return [f.name for f in self.fields]
+
+    def column(self, name: str) -> str:
+        """The warehouse column of the file column `name`."""
+        return next(f.column for f in self.fields if f.name == name)
+
+    @property
+    def key_columns(self) -> list[str]:
+        return [self.column(k) for k in self.key]
 
 
 SALES = Contract(
@@ -127,11 +136,11 @@ class Context:
     max_units: int = 100_000
     max_price: float = 1_000.0
 
-    @property
+    @functools.cached_property
     def sorted_store_ids(self) -> np.ndarray:
         return np.sort(np.fromiter(self.known_stores, dtype=np.int64, count=len(self.known_stores)))
 
-    @property
+    @functools.cached_property
     def sorted_product_ids(self) -> np.ndarray:
         return np.sort(np.fromiter(self.known_products, dtype=np.int64))
 
@@ -317,7 +326,7 @@ def validate(raw: pa_arrow.Table, contract: Contract, ctx: Context) -> Validated
     keep = np.ones(n, bool)
     keep[bad_positions] = False
     good = parsed.filter(pa_arrow.array(keep)).rename_columns(
-        [next(f.column for f in contract.fields if f.name == name) for name in parsed.column_names]
+        [contract.column(name) for name in parsed.column_names]
     )
     warnings: dict[str, int] = {}
     if contract.kind == "sales" and good.num_rows and ctx.known_stores:

@@ -100,10 +100,6 @@ class Stage:
     def columns(self) -> list[str]:
         return [f.column for f in self.fields]
 
-    @property
-    def key_columns(self) -> list[str]:
-        return [f.column for f in self.fields if f.name in self.contract.key]
-
     def add(self, good: pa.Table, lines: np.ndarray) -> None:
         """Stage typed rows (warehouse column names) with their line numbers."""
         if good.num_rows == 0:
@@ -142,7 +138,7 @@ class Stage:
     def merge(self, run_id: int) -> MergeCounts:
         """Update changed rows and insert new ones in the target table."""
         table = self.contract.table
-        keys = self.key_columns
+        keys = self.contract.key_columns
         values = [c for c in self.columns if c not in keys]
         audit_column, audit_value = _AUDIT[self.contract.kind]
         if self.postgres:

@@ -154,9 +154,6 @@ class _FileLoad:
         self.on_progress = on_progress
         self.warnings: dict[str, int] = {}
         self.seen = KeyIndex()
-        self.key_columns = [
-            next(f.column for f in contract.fields if f.name == k) for k in contract.key
-        ]
 
     def _quarantine_rows(
         self, lines: list[int | None], raws: list[dict[str, object]], reasons: list[str]
@@ -190,7 +187,7 @@ class _FileLoad:
         """One int64 per key: the id itself for masters; for sales, (day, store, product)
         with ids replaced by their rank among the known ones so that any ids fit in 63 bits."""
         if self.contract.kind != "sales":
-            return np.asarray(good.column(self.key_columns[0]).to_numpy(), dtype=np.int64)
+            return np.asarray(good.column(self.contract.key_columns[0]).to_numpy(), dtype=np.int64)
         day = np.asarray(good.column("sale_date").cast(pa.int32()).to_numpy(), np.int64)
         store = np.searchsorted(ctx.sorted_store_ids, good.column("store_id").to_numpy()).astype(
             np.int64
