@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from fournil.data.generator import GeneratedData, GeneratorConfig, generate
 from fournil.db.schema import sales
-from fournil.etl import load
+from fournil.etl import runner
 from fournil.etl.runner import load_file, run_etl
 from tests.conftest import END_DATE
 from tests.integration.helpers import assert_reconciles, counts, reasons, run_row
@@ -67,14 +67,15 @@ def test_a_failure_midway_leaves_the_warehouse_unchanged(
     assert run_etl(small_drop.stores_path, warehouse).ok
     assert run_etl(small_drop.products_path, warehouse).ok
     before = counts(warehouse)
-    original_merge = load.Stage.merge
+    original_write = runner._FileLoad._write
 
-    def merge_then_fail(self: load.Stage, run_id: int) -> load.MergeCounts:
-        merged = original_merge(self, run_id)  # rows are inserted in the transaction...
-        assert merged.inserted > 0
+    def write_then_fail(self: runner._FileLoad, *args: object) -> None:
+        original_write(self, *args)  # type: ignore[arg-type]
+        inside = self.conn.execute(select(func.count()).select_from(sales)).scalar_one()
+        assert inside > 0  # rows are in the warehouse, inside the transaction...
         raise ConnectionError("server closed the connection unexpectedly\nmore details")
 
-    monkeypatch.setattr(load.Stage, "merge", merge_then_fail)
+    monkeypatch.setattr(runner._FileLoad, "_write", write_then_fail)
     result = load_file(warehouse, small_drop.sales_path, "sales", "t")
     assert result.status == "failed"
     assert result.error == "ConnectionError: server closed the connection unexpectedly"
@@ -163,4 +164,35 @@ def test_duplicates_across_chunks_are_quarantined(
         (len(frame) + 2, "duplicate date/store_id/product_id: line 2 has the same key"),
         (len(frame) + 3, "duplicate date/store_id/product_id: line 7 has the same key"),
     ]
+    assert_reconciles(warehouse, result)
+
+
+def test_a_drop_overlapping_loaded_days_inserts_only_the_new_keys(
+    warehouse: Engine, tmp_path: Path, small_drop: GeneratedData
+) -> None:
+    """New keys and already-loaded keys in one file take different paths; counts must agree."""
+    assert run_etl(small_drop.stores_path, warehouse).ok
+    assert run_etl(small_drop.products_path, warehouse).ok
+    frame = pd.read_csv(small_drop.sales_path, dtype=str, keep_default_na=False)
+    dates = sorted(frame["date"].unique())
+    early = frame[frame["date"] < dates[len(dates) // 2]]
+    first = tmp_path / "sales_early.csv"
+    early.to_csv(first, index=False)
+    assert load_file(warehouse, first, "sales", "a").rows_inserted == len(early)
+    frame.loc[early.index[:5], "units_sold"] = "777"  # five loaded rows change too
+    full = tmp_path / "sales_full.csv"
+    frame.to_csv(full, index=False)
+    result = load_file(warehouse, full, "sales", "b")
+    assert result.status == "success", result.error
+    assert result.rows_inserted == len(frame) - len(early)
+    assert result.rows_updated == 5
+    assert result.rows_unchanged == len(early) - 5
+    assert counts(warehouse)["sales"] == len(frame)
+    with warehouse.connect() as conn:
+        by_run = dict(
+            conn.execute(
+                select(sales.c.etl_run_id, func.count()).group_by(sales.c.etl_run_id)
+            ).all()
+        )
+    assert by_run[result.run_id] == len(frame) - len(early) + 5
     assert_reconciles(warehouse, result)

@@ -4,10 +4,15 @@ Rows go first into a temporary staging table (PostgreSQL: `COPY`; SQLite: one `e
 chunk), then one set-based merge: an `UPDATE ... FROM` of the rows whose values changed and an
 `INSERT ... SELECT` of the new keys. Nothing is written row by row, and nothing is visible to
 others until the caller commits.
+
+On PostgreSQL, sales rows whose key is not in the warehouse yet (the common case: a new day's
+drop) skip the stage: they are `COPY`-ed straight into `sales`. The load holds a transaction-level
+advisory lock per table, so no concurrent load can insert the same key in between.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from dataclasses import dataclass
 
@@ -127,6 +132,41 @@ class Stage:
                 f"INSERT INTO {self.name} VALUES ({placeholders})", zip(*columns, strict=True)
             )
         self.rows += table.num_rows
+
+    def lock_target(self) -> None:
+        """Serialise loads into the same table (PostgreSQL; SQLite has one writer anyway)."""
+        if self.postgres:
+            self.conn.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:name))"),
+                {"name": f"fournil.etl.{self.contract.table}"},
+            )
+
+    def existing_sales_keys(self, first: dt.date, last: dt.date) -> np.ndarray:
+        """(day number, store id, product id) of the sales rows already between two dates."""
+        cursor = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute(
+            "SELECT sale_date - DATE '1970-01-01', store_id, product_id FROM sales "
+            "WHERE sale_date BETWEEN %s AND %s",
+            (first, last),
+        )
+        rows = cursor.fetchall()
+        return np.array(rows, dtype=np.int64).reshape(-1, 3)
+
+    def copy_into_target(self, good: pa.Table, run_id: int) -> int:
+        """COPY rows whose keys are known to be new straight into the target (PostgreSQL)."""
+        if good.num_rows == 0:
+            return 0
+        audit_column, _ = _AUDIT[self.contract.kind]
+        table = good.select(self.columns).append_column(
+            audit_column, pa.array(np.full(good.num_rows, run_id, np.int64))
+        )
+        buffer = io.BytesIO()
+        pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False))
+        columns = ", ".join([*self.columns, audit_column])
+        cursor = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        with cursor.copy(f"COPY {self.contract.table} ({columns}) FROM STDIN (FORMAT csv)") as copy:
+            copy.write(buffer.getbuffer())
+        return good.num_rows
 
     def clear(self) -> None:
         """Empty the stage (after a merge), ready for the next chunk."""

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from fournil.calendar import business_today
@@ -171,10 +172,18 @@ class _FileLoad:
         ]
 
     def _write(
-        self, stage: Stage, good: pa.Table, lines: np.ndarray, rejected: list[dict[str, object]]
+        self,
+        stage: Stage,
+        good: pa.Table,
+        lines: np.ndarray,
+        codes: np.ndarray,
+        rejected: list[dict[str, object]],
+        ctx: Context,
     ) -> None:
         if rejected:
             self.conn.execute(insert(quarantine), rejected)
+        if good.num_rows and stage.postgres and self.contract.kind == "sales":
+            good, lines = self._insert_new_keys(stage, good, lines, codes, ctx)
         if good.num_rows:
             stage.add(good, lines)
             counts = stage.merge(self.result.run_id)
@@ -182,6 +191,40 @@ class _FileLoad:
             self.result.rows_inserted += counts.inserted
             self.result.rows_updated += counts.updated
             self.result.rows_unchanged += counts.unchanged
+
+    def _insert_new_keys(
+        self, stage: Stage, good: pa.Table, lines: np.ndarray, codes: np.ndarray, ctx: Context
+    ) -> tuple[pa.Table, np.ndarray]:
+        """COPY the rows with keys not yet in `sales` straight in; return the others, which go
+        through the stage and merge (update or unchanged)."""
+        dates = good.column("sale_date")
+        first, last = pc.min(dates).as_py(), pc.max(dates).as_py()
+        existing = stage.existing_sales_keys(first, last)
+        is_new = np.ones(good.num_rows, bool)
+        if len(existing):
+            store_rank = np.searchsorted(ctx.sorted_store_ids, existing[:, 1])
+            product_rank = np.searchsorted(ctx.sorted_product_ids, existing[:, 2])
+            known = (
+                ctx.sorted_store_ids[store_rank.clip(max=len(ctx.sorted_store_ids) - 1)]
+                == existing[:, 1]
+            ) & (
+                ctx.sorted_product_ids[product_rank.clip(max=len(ctx.sorted_product_ids) - 1)]
+                == existing[:, 2]
+            )
+            existing_codes = self._code(existing[:, 0], store_rank, product_rank)[known]
+            is_new = ~np.isin(codes, existing_codes)
+        self.result.rows_inserted += stage.copy_into_target(
+            good.filter(pa.array(is_new)), self.result.run_id
+        )
+        return good.filter(pa.array(~is_new)), lines[~is_new]
+
+    @staticmethod
+    def _code(day: np.ndarray, store_rank: np.ndarray, product_rank: np.ndarray) -> np.ndarray:
+        return (
+            ((day.astype(np.int64) + (1 << 20)) << 42)
+            | (store_rank.astype(np.int64) << 21)
+            | product_rank.astype(np.int64)
+        )
 
     def _codes(self, good: pa.Table, ctx: Context) -> np.ndarray:
         """One int64 per key: the id itself for masters; for sales, (day, store, product)
@@ -195,9 +238,9 @@ class _FileLoad:
         product = np.searchsorted(
             ctx.sorted_product_ids, good.column("product_id").to_numpy()
         ).astype(np.int64)
-        return ((day + (1 << 20)) << 42) | (store << 21) | product
+        return self._code(day, store, product)
 
-    def _chunk(self, ctx: Context, chunk: Chunk) -> tuple[pa.Table, np.ndarray, list]:
+    def _chunk(self, ctx: Context, chunk: Chunk) -> tuple[pa.Table, np.ndarray, np.ndarray, list]:
         rejected = self._quarantine_rows(
             [m.line for m in chunk.malformed],
             [{"line_text": m.text} for m in chunk.malformed],
@@ -205,13 +248,14 @@ class _FileLoad:
         )
         self.result.rows_read += chunk.rows.num_rows + len(chunk.malformed)
         if chunk.rows.num_rows == 0:
-            return chunk.rows, np.zeros(0, np.int64), rejected
+            return chunk.rows, np.zeros(0, np.int64), np.zeros(0, np.int64), rejected
         checked = validate(chunk.rows, self.contract, ctx)
         for text_warning, count in checked.warnings.items():
             self.warnings[text_warning] = self.warnings.get(text_warning, 0) + count
         bad_positions, reasons = list(checked.bad_positions), list(checked.bad_reasons)
         lines = chunk.lines[checked.good_positions]
-        earlier = self.seen.check_and_add(self._codes(checked.good, ctx), lines)
+        codes = self._codes(checked.good, ctx)
+        earlier = self.seen.check_and_add(codes, lines)
         repeated = earlier > 0
         good = checked.good
         if repeated.any():
@@ -219,13 +263,14 @@ class _FileLoad:
             bad_positions += list(checked.good_positions[repeated])
             reasons += [f"duplicate {key}: line {n} has the same key" for n in earlier[repeated]]
             good, lines = good.filter(pa.array(~repeated)), lines[~repeated]
+            codes = codes[~repeated]
         if bad_positions:
             positions = np.asarray(bad_positions, np.int64)
             raws = chunk.rows.take(pa.array(positions)).to_pylist()
             rejected += self._quarantine_rows(
                 [int(x) for x in chunk.lines[positions]], raws, reasons
             )
-        return good, lines, rejected
+        return good, lines, codes, rejected
 
     def run(self) -> None:
         ctx = _context(self.conn, self.settings)
@@ -235,17 +280,18 @@ class _FileLoad:
             raise BadFileError("no data rows")
         present = [c for c in self.contract.names if c in first.rows.column_names]
         stage = Stage(self.conn, self.contract, present)
+        stage.lock_target()
         overlap = self.conn.dialect.name == "postgresql"
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="etl-db") as db:
             pending: Future[None] | None = None
             for number, chunk in enumerate(itertools.chain([first], chunks), start=1):
-                good, lines, rejected = self._chunk(ctx, chunk)
+                good, lines, codes, rejected = self._chunk(ctx, chunk)
                 if pending is not None:
                     pending.result()  # one chunk in flight at most; re-raises its error
                 if overlap:
-                    pending = db.submit(self._write, stage, good, lines, rejected)
+                    pending = db.submit(self._write, stage, good, lines, codes, rejected, ctx)
                 else:
-                    self._write(stage, good, lines, rejected)
+                    self._write(stage, good, lines, codes, rejected, ctx)
                 log.debug(
                     "chunk %d of %s validated: %d rows read, %d rejected so far",
                     number,
