@@ -44,6 +44,7 @@ format: install ## Format and auto-fix the code
 .PHONY: bench
 bench: install ## Benchmarks with ratios against named baselines (PostgreSQL)
 	$(RUN) python -m benchmarks.bench_ingest
+	$(RUN) python -m benchmarks.bench_train
 
 .PHONY: db-upgrade
 db-upgrade: install ## Create or migrate the warehouse that DATABASE_URL names

@@ -68,6 +68,38 @@ class Settings(BaseSettings):
         description="Prefect server API; default: Prefect's ephemeral API.",
     )
 
+    # --- models ------------------------------------------------------------------------
+    model_name: str = Field(
+        "fournil-forecaster",
+        validation_alias=_env("FOURNIL_MODEL_NAME"),
+        description="Registered model name (per-segment models add -<granularity>-<segment>).",
+    )
+    experiment: str = Field(
+        "fournil", validation_alias=_env("FOURNIL_EXPERIMENT"), description="MLflow experiment."
+    )
+    horizon: int = Field(
+        14, ge=1, le=28, validation_alias=_env("FOURNIL_HORIZON"), description="Days ahead."
+    )
+    granularity: Literal["global", "family", "city", "region"] = Field(
+        "global",
+        validation_alias=_env("FOURNIL_GRANULARITY"),
+        description="One global model, or one model per product family, city or region.",
+    )
+    gate_max_model_mb: float = Field(
+        50.0, validation_alias=_env("FOURNIL_GATE_MAX_MODEL_MB"), description="Size limit."
+    )
+    gate_max_latency_ms: float = Field(
+        200.0,
+        validation_alias=_env("FOURNIL_GATE_MAX_LATENCY_MS"),
+        description="Limit on the median single-row prediction latency of a loaded model.",
+    )
+    gate_tolerance: float = Field(
+        0.0,
+        ge=0.0,
+        validation_alias=_env("FOURNIL_GATE_TOLERANCE"),
+        description="A challenger may be this much worse (relative WAPE) than the champion.",
+    )
+
     # --- business ----------------------------------------------------------------------
     timezone: str = Field(
         "Europe/Paris",

@@ -98,3 +98,12 @@ def test_demo_runs_on_embedded_defaults(isolated_settings: Path) -> None:
     assert "warehouse:" in result.stdout and "sales rows from" in result.stdout
     assert "quarantined rows by reason" in result.stdout
     assert (isolated_settings / "warehouse.db").exists()
+    assert "gate: promoted v1" in result.stdout  # trained, gated and promoted...
+    assert "forecasts from" in result.stdout  # ...and the batch forecasts written
+    assert (isolated_settings / "mlflow.db").exists()
+    status = run("model", "status")
+    assert status.returncode == 0, status.stderr
+    assert "fournil-forecaster" in status.stdout and "promoted" in status.stdout
+    verified = run("model", "verify")  # the deployment test CI runs on the champion
+    assert verified.returncode == 0, verified.stderr
+    assert "reproduced exactly" in verified.stdout

@@ -48,11 +48,13 @@ def main(
 
 
 def _register() -> None:
-    from fournil.cli import data, db, demo, etl
+    from fournil.cli import data, db, demo, etl, forecast, model
 
     app.add_typer(db.app, name="db")
     app.add_typer(data.app, name="data")
     app.add_typer(etl.app, name="etl")
+    app.add_typer(model.app, name="model")
+    app.command("forecast")(forecast.forecast)
     app.command("demo")(demo.demo)
 
 

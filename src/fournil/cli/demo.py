@@ -13,13 +13,14 @@ def demo(
     days: int = typer.Option(400, min=30, help="Days of history."),
     seed: int = typer.Option(42, help="Random seed."),
 ) -> None:
-    """Generate a small chain's data and load it into the warehouse, then summarise."""
+    """Generate a small chain's data, load it, train, promote and forecast; then say where to
+    look."""
     from sqlalchemy import func, select
 
     from fournil.cli.etl import results_table
     from fournil.data.generator import GeneratorConfig, generate
     from fournil.db import upgrade, warehouse_engine
-    from fournil.db.schema import quarantine, sales
+    from fournil.db.schema import forecasts, quarantine, sales
     from fournil.etl.runner import run_etl
     from fournil.settings import get_settings
 
@@ -60,5 +61,54 @@ def demo(
         console.print("   quarantined rows by reason (top 5):")
         for reason, n in reasons:
             console.print(f"   {n:>5}  {reason}", highlight=False)
-    if not result.ok:
+    if not all(f.status == "success" for f in result.files):
         raise typer.Exit(1)
+
+    from fournil.forecast import run_forecast
+    from fournil.models.gate import promote
+    from fournil.models.training import train
+
+    with console.status("4. training (backtest, fit, MLflow)...") as status:
+        versions = train(
+            engine,
+            settings,
+            granularity="global",
+            truth_path=generated.expected_path,
+            progress=lambda message: status.update(f"4. training: {message}"),
+        )
+    for v in versions:
+        console.print(
+            f"4. trained {v.name} v{v.version}: backtest WAPE {v.wape:.3f} "
+            f"(seasonal naive {v.wape_naive:.3f}, linear {v.wape_linear:.3f}, "
+            f"noise floor {v.wape_noise_floor or float('nan'):.3f})"
+        )
+    decision = promote(engine, versions[0].name, versions[0].version, settings)
+    console.print(f"5. gate: {decision.action} v{decision.version}")
+    for reason in decision.reasons:
+        console.print(f"   {reason}", highlight=False)
+    made = run_forecast(engine, settings)
+    console.print(f"6. wrote {made.rows:,} forecasts from {made.forecast_date}")
+    with engine.connect() as conn:
+        sample = conn.execute(
+            select(
+                forecasts.c.store_id,
+                forecasts.c.product_id,
+                forecasts.c.target_date,
+                forecasts.c.yhat,
+                forecasts.c.yhat_lower,
+                forecasts.c.yhat_upper,
+            )
+            .where(forecasts.c.forecast_date == made.forecast_date)
+            .order_by(forecasts.c.store_id, forecasts.c.product_id, forecasts.c.target_date)
+            .limit(5)
+        ).all()
+    for row in sample:
+        console.print(
+            f"   store {row.store_id} product {row.product_id} {row.target_date}: "
+            f"{row.yhat:.1f} [{row.yhat_lower:.1f}, {row.yhat_upper:.1f}]",
+            highlight=False,
+        )
+    console.print(
+        f"\nLook: `mlflow ui --backend-store-uri {settings.tracking_uri}` (runs, plots, "
+        "registry); `fournil model status`; the `forecasts` table in the warehouse."
+    )

@@ -161,6 +161,22 @@ Index(
 )
 Index("ix_forecasts_target_date", forecasts.c.target_date)
 
+model_decisions = Table(
+    "model_decisions",
+    metadata,
+    Column("decision_id", BigId, primary_key=True, autoincrement=True),
+    _timestamp("decided_at", nullable=False, server_default=func.now()),
+    Column("model_name", String(200), nullable=False),
+    Column("model_version", String(50), nullable=False, comment="version the decision is about"),
+    Column("action", String(20), nullable=False, comment="promoted, refused or rollback"),
+    Column("champion_before", String(50), nullable=True),
+    Column("champion_after", String(50), nullable=True),
+    Column("reasons", JSON, nullable=False, comment="list of reasons, one per check"),
+    Column("metrics", JSON, nullable=False, comment="the numbers the decision was made on"),
+    comment="Audit trail of the promotion gate and of rollbacks.",
+)
+Index("ix_model_decisions_model", model_decisions.c.model_name, model_decisions.c.decided_at)
+
 #: The columns of `sales` that a load compares to decide updated vs unchanged.
 SALES_KEY = ("store_id", "product_id", "sale_date")
 SALES_VALUES = ("units_sold", "price", "promo", "stock_out")

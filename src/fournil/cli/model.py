@@ -1,0 +1,205 @@
+"""`fournil model ...`: train, promote, rollback, status, verify."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+from sqlalchemy import Engine
+
+from fournil.cli.app import console, fail
+
+app = typer.Typer(
+    help="Train, gate, promote and roll back forecasting models.", no_args_is_help=True
+)
+
+
+def _engine() -> Engine:
+    from fournil.db import upgrade, warehouse_engine
+
+    engine = warehouse_engine()
+    upgrade(engine)
+    return engine
+
+
+@app.command()
+def train(
+    granularity: str = typer.Option(
+        None, help="global, family, city or region (default: FOURNIL_GRANULARITY)."
+    ),
+    truth: Path = typer.Option(
+        None, exists=True, dir_okay=False, help="Generator's expected_demand.parquet (noise floor)."
+    ),
+    horizon: int = typer.Option(None, min=1, max=28, help="Days ahead (default: FOURNIL_HORIZON)."),
+    folds: int = typer.Option(3, min=1, help="Backtest cut-offs."),
+    seed: int = typer.Option(42, help="Random seed of the model."),
+) -> None:
+    """Build features, fit, backtest, log to MLflow and register a new version (no promotion)."""
+    from fournil.models.backtest import BacktestConfig
+    from fournil.models.estimators import ModelSpec
+    from fournil.models.training import train as run_train
+    from fournil.settings import get_settings
+
+    settings = get_settings()
+    if granularity not in (None, "global", "family", "city", "region"):
+        raise fail(f"unknown granularity {granularity!r}: use global, family, city or region")
+    spec = ModelSpec(horizon=horizon or settings.horizon, seed=seed)
+    with console.status("training...") as status:
+        try:
+            versions = run_train(
+                _engine(),
+                settings,
+                spec=spec,
+                granularity=granularity,
+                truth_path=truth,
+                config=BacktestConfig(folds=folds),
+                progress=status.update,
+            )
+        except ValueError as exc:
+            raise fail(str(exc)) from None
+    table = Table(title="registered (not promoted)")
+    for column in ("model", "version", "backtest WAPE", "seasonal naive", "linear", "noise floor"):
+        table.add_column(column)
+    for v in versions:
+        table.add_row(
+            v.name,
+            v.version,
+            f"{v.wape:.4f}",
+            f"{v.wape_naive:.4f}",
+            f"{v.wape_linear:.4f}",
+            "-" if v.wape_noise_floor is None else f"{v.wape_noise_floor:.4f}",
+        )
+    console.print(table)
+
+
+@app.command()
+def promote(
+    name: str = typer.Option(None, help="Registered model (default: every model just trained)."),
+    version: str = typer.Option(None, help="Version (default: the latest)."),
+) -> None:
+    """Make a version `challenger`, and `champion` if it passes the gate. Exit 1 if refused."""
+    from fournil import registry
+    from fournil.models.gate import GateError
+    from fournil.models.gate import promote as run_promote
+    from fournil.settings import get_settings
+
+    settings = get_settings()
+    client = registry.configure(settings)
+    if name:
+        names = [name]
+    else:
+        names = [
+            s.name
+            for s in registry.segment_models(client, settings)
+            if s.granularity == settings.granularity
+        ] or [settings.model_name]
+    engine = _engine()
+    refused = 0
+    for model_name in names:
+        try:
+            decision = run_promote(engine, model_name, version, settings)
+        except GateError as exc:
+            raise fail(str(exc)) from None
+        colour = "green" if decision.promoted else "red"
+        console.print(
+            f"[bold {colour}]{decision.action}[/] {decision.name} v{decision.version} "
+            f"(champion: {decision.champion_before or '-'} -> {decision.champion_after or '-'})"
+        )
+        for reason in decision.reasons:
+            console.print(f"  {reason}", highlight=False)
+        refused += not decision.promoted
+    if refused:
+        raise typer.Exit(1)
+
+
+@app.command()
+def rollback(name: str = typer.Option(None, help="Registered model (default: global).")) -> None:
+    """Move `champion` back to the previous champion (audited)."""
+    from fournil.models.gate import GateError
+    from fournil.models.gate import rollback as run_rollback
+
+    try:
+        decision = run_rollback(_engine(), name)
+    except GateError as exc:
+        raise fail(str(exc)) from None
+    console.print(
+        f"[bold]rollback[/] {decision.name}: champion v{decision.champion_before} -> "
+        f"v{decision.champion_after}"
+    )
+
+
+@app.command()
+def status() -> None:
+    """Current champion and challenger of every model, and the recent decisions."""
+    from fournil import registry
+    from fournil.models.gate import history
+    from fournil.settings import get_settings
+
+    settings = get_settings()
+    client = registry.configure(settings)
+    models = registry.segment_models(client, settings)
+    if not models:
+        raise fail("no registered model yet: run `fournil model train`")
+    table = Table(title="models")
+    for column in ("model", "granularity", "segment", "champion", "challenger", "latest"):
+        table.add_column(column)
+    for seg in models:
+        versions = client.search_model_versions(f"name = '{seg.name}'")
+        table.add_row(
+            seg.name,
+            seg.granularity,
+            seg.value or "all",
+            registry.alias_version(client, seg.name, registry.CHAMPION) or "-",
+            registry.alias_version(client, seg.name, registry.CHALLENGER) or "-",
+            str(max(int(v.version) for v in versions)) if versions else "-",
+        )
+    console.print(table)
+    decisions = history(_engine())
+    if not decisions.empty:
+        log_table = Table(title="recent decisions")
+        for column in ("at", "model", "version", "action", "champion", "reasons"):
+            log_table.add_column(column)
+        for row in decisions.to_dict("records"):
+            failed = [str(r) for r in row["reasons"] if str(r).startswith("FAILED")]
+            log_table.add_row(
+                str(row["decided_at"])[:19],
+                str(row["model_name"]),
+                str(row["model_version"]),
+                str(row["action"]),
+                f"{row['champion_before'] or '-'} -> {row['champion_after'] or '-'}",
+                "; ".join(failed)
+                or (
+                    "; ".join(map(str, row["reasons"]))
+                    if row["action"] == "rollback"
+                    else "all checks ok"
+                ),
+            )
+        console.print(log_table)
+
+
+@app.command()
+def verify(
+    name: str = typer.Option(None, help="Registered model (default: global)."),
+    alias: str = typer.Option("champion", help="Alias to check, or use --version."),
+    version: str = typer.Option(None, help="Version to check."),
+) -> None:
+    """Deployment test: load a registered model fresh and check its verification samples."""
+    import mlflow
+
+    from fournil import registry
+    from fournil.models.pyfunc import verify as run_verify
+    from fournil.settings import get_settings
+
+    settings = get_settings()
+    registry.configure(settings)
+    name = name or settings.model_name
+    uri = f"models:/{name}/{version}" if version else f"models:/{name}@{alias}"
+    try:
+        model = mlflow.pyfunc.load_model(uri)
+    except Exception as exc:
+        raise fail(f"cannot load {uri}: {str(exc).splitlines()[0]}") from None
+    ok, message = run_verify(model)
+    console.print(f"{uri}: {message}")
+    if not ok:
+        raise typer.Exit(1)

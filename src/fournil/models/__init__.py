@@ -1,0 +1,1 @@
+"""Forecasting models, backtests, MLflow training and the promotion gate."""

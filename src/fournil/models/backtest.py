@@ -1,0 +1,160 @@
+"""Rolling-origin backtest: refit at several cut-offs, forecast the days after each, score.
+
+At a cut-off `c` the models are fitted on targets up to `c` only (the panel is cut there), then
+forecast from origins c, c+1, ..., c+test_days-1 at every horizon. Actuals on stock-out days are
+censored and left out of the scores, as are unknown days. If the data came from the generator,
+its expected (noise-free) demand gives the noise floor on the same rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from fournil.features import WINDOW, PanelRequests, Vocabulary, from_panel
+from fournil.models.estimators import Forecaster, ModelSpec, fit
+from fournil.panel import Panel
+
+BASELINES = ("seasonal_naive", "linear")
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    folds: int = 3
+    fold_step: int = 28  # days between cut-offs
+    test_days: int = 7  # origins per fold
+
+
+def training_requests(panel: Panel, spec: ModelSpec, cutoff: int) -> PanelRequests:
+    """Origins (every `origin_stride` days) whose targets can fall on or before `cutoff`."""
+    first = max(0, cutoff - spec.train_days)
+    origins = np.arange(cutoff - 1, first - 1, -spec.origin_stride)[::-1]
+    return PanelRequests.grid(np.arange(len(panel.series)), origins, spec.horizon)
+
+
+def cut(panel: Panel, last_day: int) -> Panel:
+    """The panel up to day index `last_day` (inclusive): nothing later can leak."""
+    return Panel(
+        series=panel.series,
+        start=panel.start,
+        units=panel.units[:, : last_day + 1],
+        promo=panel.promo[:, : last_day + 1],
+        stock_out=panel.stock_out[:, : last_day + 1],
+        price=panel.price[:, : last_day + 1],
+    )
+
+
+def fit_at(
+    panel: Panel, specs: list[ModelSpec], vocab: Vocabulary, cutoff: int
+) -> list[Forecaster]:
+    """Fit each spec on what is known at day index `cutoff` (features built once)."""
+    known = cut(panel, cutoff)
+    inputs, actual, _ = from_panel(known, vocab, training_requests(known, specs[0], cutoff))
+    return [fit(spec, vocab, inputs, actual) for spec in specs]
+
+
+def cutoffs(panel: Panel, spec: ModelSpec, config: BacktestConfig) -> list[int]:
+    last = panel.n_days - 1 - spec.horizon - config.test_days + 1
+    days = [last - k * config.fold_step for k in range(config.folds)][::-1]
+    if days[0] < WINDOW + 28:
+        need = WINDOW + 28 + spec.horizon + config.test_days + (config.folds - 1) * config.fold_step
+        raise ValueError(
+            f"not enough history for a {config.folds}-fold backtest: {panel.n_days} days, "
+            f"need at least {need}"
+        )
+    return days
+
+
+@dataclass
+class Backtest:
+    predictions: pd.DataFrame  # one row per (fold, series, origin, horizon) with a known actual
+    cutoffs: list[dt.date]
+
+    def scores(self, group: str | None = None) -> pd.DataFrame:
+        """WAPE and RMSE per method (model, baselines, noise floor), optionally per group."""
+        methods = [m for m in ("model", *BASELINES, "expected") if m in self.predictions]
+        frame = self.predictions
+        keys = [group] if group else []
+
+        def score(part: pd.DataFrame) -> pd.Series:
+            y = part["actual"].to_numpy()
+            out = {}
+            for m in methods:
+                err = part[m].to_numpy() - y
+                out[f"wape_{m}"] = np.abs(err).sum() / max(y.sum(), 1e-9)
+                out[f"rmse_{m}"] = float(np.sqrt(np.mean(err**2)))
+            out["rows"] = len(part)
+            return pd.Series(out)
+
+        if not keys:
+            return score(frame).to_frame().T
+        return frame.groupby(keys).apply(score, include_groups=False)  # type: ignore[call-overload]
+
+    def wape(self, method: str = "model") -> float:
+        return float(self.scores()[f"wape_{method}"].iloc[0])
+
+    def coverage(self) -> float:
+        p = self.predictions
+        if "lower" not in p:
+            return float("nan")
+        inside = (p["actual"] >= p["lower"]) & (p["actual"] <= p["upper"])
+        return float(inside.mean())
+
+
+def run_backtest(
+    panel: Panel,
+    spec: ModelSpec,
+    vocab: Vocabulary,
+    config: BacktestConfig | None = None,
+    truth: pd.DataFrame | None = None,
+    with_baselines: bool = True,
+    at: list[int] | None = None,
+) -> Backtest:
+    """Refit `spec` (and the baselines) at each cut-off (default: `cutoffs`, or the day
+    indices `at`) and collect out-of-sample forecasts."""
+    config = config or BacktestConfig()
+    days = at if at is not None else cutoffs(panel, spec, config)
+    parts = []
+    for fold, cutoff in enumerate(days):
+        specs = [spec, spec.replace(kind="linear")] if with_baselines else [spec]
+        model, *others = fit_at(panel, specs, vocab, cutoff)
+        linear = others[0] if others else None
+        origins = np.arange(cutoff, cutoff + config.test_days)
+        test = PanelRequests.grid(np.arange(len(panel.series)), origins, spec.horizon)
+        inputs, actual, series_rows = from_panel(panel, vocab, test)
+        pair, _, horizon = test.expand()
+        part = pd.DataFrame(
+            {
+                "fold": fold,
+                "series": series_rows,
+                "horizon": horizon,
+                "target_day": test.origins[pair] + horizon,
+                "actual": actual,
+                "model": model.predict_inputs(inputs),
+            }
+        )
+        if with_baselines:
+            part["seasonal_naive"] = inputs.naive
+            assert linear is not None
+            part["linear"] = linear.predict_inputs(inputs)
+        parts.append(part[np.isfinite(actual)])
+    frame = pd.concat(parts, ignore_index=True)
+    series = panel.series
+    frame["store_id"] = series["store_id"].to_numpy()[frame["series"]]
+    frame["product_id"] = series["product_id"].to_numpy()[frame["series"]]
+    frame["family"] = series["family"].to_numpy()[frame["series"]]
+    frame["target_date"] = pd.DatetimeIndex(panel.date_of(frame["target_day"].to_numpy()))
+    if truth is not None:
+        expected = truth.assign(target_date=pd.to_datetime(truth["date"])).drop(columns="date")
+        frame = frame.merge(
+            expected.rename(columns={"expected_units": "expected"}),
+            on=["store_id", "product_id", "target_date"],
+            how="left",
+        )
+        frame = frame[frame["expected"].notna()].reset_index(drop=True)
+    return Backtest(
+        predictions=frame, cutoffs=[panel.start + dt.timedelta(days=int(d)) for d in days]
+    )

@@ -1,0 +1,182 @@
+"""The forecasters: a global LightGBM model, a linear model (also the fallback), seasonal naive.
+
+All three take `fournil.features.Inputs`. LightGBM fits a Poisson model whose output multiplies
+the series' level (`log_base` is its offset), so one model serves series of any size. Intervals
+come from the backtest's residuals, scaled like count noise (sqrt of the forecast), per horizon.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import Ridge
+
+from fournil.features import CATEGORICAL, FEATURES, Inputs, Vocabulary, from_raw
+
+Kind = Literal["lightgbm", "linear", "seasonal_naive"]
+
+#: Wall time of every bare LightGBM fit in this process (the train benchmark sums them).
+FIT_SECONDS: list[float] = []
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything that defines how a model is trained (logged as MLflow params)."""
+
+    kind: Kind = "lightgbm"
+    horizon: int = 14
+    seed: int = 42
+    num_boost_round: int = 250
+    learning_rate: float = 0.06
+    num_leaves: int = 63
+    min_data_in_leaf: int = 50
+    feature_fraction: float = 0.9
+    lambda_l2: float = 1.0
+    num_threads: int = 2
+    train_days: int = 730  # history used for fitting, before the cut-off
+    origin_stride: int = 2  # one training origin every N days (all horizons each)
+    ridge_alpha: float = 1.0
+    interval: float = 0.8  # central interval coverage
+
+    def params(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: object) -> ModelSpec:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+_LINEAR_FEATURES = (
+    "holiday",
+    "festive_eve",
+    "promo",
+    "siblings_on_promo",
+    "horizon",
+    "phase_ratio",
+    "naive_ratio",
+    "level7_ratio",
+)
+
+
+def _linear_design(X: pd.DataFrame) -> np.ndarray:
+    dow = np.eye(7, dtype=np.float64)[X["dow"].to_numpy(np.int64).clip(0, 6)]
+    cols = [X[c].to_numpy(np.float64) for c in _LINEAR_FEATURES]
+    price = np.log(np.clip(X["price_ratio"].to_numpy(np.float64), 0.2, 5.0))
+    design = np.column_stack([dow, *cols, price])
+    design = np.nan_to_num(design, nan=1.0, posinf=1.0, neginf=1.0)
+    return np.clip(design, -20.0, 20.0)
+
+
+@dataclass
+class Forecaster:
+    """A fitted model with what it needs to predict from raw inputs."""
+
+    spec: ModelSpec
+    vocab: Vocabulary
+    booster_text: str | None = None
+    linear_coef: np.ndarray | None = None
+    linear_intercept: float = 0.0
+    #: per horizon (1-based index): standardised residual quantiles (low, high)
+    interval_quantiles: dict[int, tuple[float, float]] = field(default_factory=dict)
+    _booster: lgb.Booster | None = field(default=None, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state["_booster"] = None
+        return state
+
+    @property
+    def booster(self) -> lgb.Booster:
+        if self._booster is None:
+            if self.booster_text is None:
+                raise ValueError("not a LightGBM model")
+            self._booster = lgb.Booster(model_str=self.booster_text)
+        return self._booster
+
+    def predict_inputs(self, inputs: Inputs) -> np.ndarray:
+        if self.spec.kind == "seasonal_naive":
+            out = inputs.naive
+        elif self.spec.kind == "linear":
+            assert self.linear_coef is not None
+            z = _linear_design(inputs.X) @ self.linear_coef + self.linear_intercept
+            base = np.exp(inputs.log_base)
+            out = (base + 1) * np.exp(np.clip(z, -10, 10)) - 1
+        else:
+            raw = self.booster.predict(inputs.X, raw_score=True, num_threads=self.spec.num_threads)
+            out = np.exp(np.clip(np.asarray(raw) + inputs.log_base, -20, 20))
+        return np.clip(np.nan_to_num(np.asarray(out, np.float64), nan=0.0), 0.0, None)
+
+    def interval(self, yhat: np.ndarray, horizon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not self.interval_quantiles:
+            return np.full(len(yhat), np.nan), np.full(len(yhat), np.nan)
+        default = self.interval_quantiles[max(self.interval_quantiles)]
+        low = np.array([self.interval_quantiles.get(int(h), default)[0] for h in horizon])
+        high = np.array([self.interval_quantiles.get(int(h), default)[1] for h in horizon])
+        scale = np.sqrt(yhat + 1.0)
+        return np.clip(yhat + low * scale, 0, None), yhat + high * scale
+
+    def predict_raw(self, raw: pd.DataFrame) -> pd.DataFrame:
+        """Forecasts (yhat, yhat_lower, yhat_upper) from raw inputs."""
+        inputs = from_raw(raw, self.vocab)
+        yhat = self.predict_inputs(inputs)
+        lower, upper = self.interval(yhat, inputs.X["horizon"].to_numpy())
+        return pd.DataFrame({"yhat": yhat, "yhat_lower": lower, "yhat_upper": upper})
+
+    def calibrate(self, yhat: np.ndarray, actual: np.ndarray, horizon: np.ndarray) -> None:
+        """Set the interval from out-of-sample forecasts (the backtest's)."""
+        ok = np.isfinite(actual)
+        r = (actual[ok] - yhat[ok]) / np.sqrt(yhat[ok] + 1.0)
+        alpha = (1 - self.spec.interval) / 2
+        self.interval_quantiles = {}
+        for h in np.unique(horizon[ok]):
+            rh = r[horizon[ok] == h]
+            if len(rh) >= 20:
+                self.interval_quantiles[int(h)] = (
+                    float(np.quantile(rh, alpha)),
+                    float(np.quantile(rh, 1 - alpha)),
+                )
+
+
+def fit(spec: ModelSpec, vocab: Vocabulary, inputs: Inputs, actual: np.ndarray) -> Forecaster:
+    """Fit one model on rows with a known actual."""
+    ok = np.isfinite(actual)
+    X, y, offset = inputs.X[ok], actual[ok], inputs.log_base[ok]
+    model = Forecaster(spec=spec, vocab=vocab)
+    if spec.kind == "lightgbm":
+        params = {
+            "objective": "poisson",
+            "learning_rate": spec.learning_rate,
+            "num_leaves": spec.num_leaves,
+            "min_data_in_leaf": spec.min_data_in_leaf,
+            "feature_fraction": spec.feature_fraction,
+            "lambda_l2": spec.lambda_l2,
+            "seed": spec.seed,
+            "deterministic": True,
+            "force_row_wise": True,
+            "num_threads": spec.num_threads,
+            "verbosity": -1,
+        }
+        data = lgb.Dataset(
+            X,
+            label=y,
+            init_score=offset,
+            categorical_feature=list(CATEGORICAL),
+            feature_name=list(FEATURES),
+            free_raw_data=True,
+        )
+        start = time.perf_counter()
+        booster = lgb.train(params, data, num_boost_round=spec.num_boost_round)
+        FIT_SECONDS.append(time.perf_counter() - start)
+        model.booster_text = booster.model_to_string()
+        model._booster = booster
+    elif spec.kind == "linear":
+        z = np.log((y + 1.0) / (np.exp(offset) + 1.0))
+        ridge = Ridge(alpha=spec.ridge_alpha).fit(_linear_design(X), z)
+        model.linear_coef = np.asarray(ridge.coef_, np.float64)
+        model.linear_intercept = float(ridge.intercept_)
+    return model

@@ -1,0 +1,179 @@
+"""The warehouse's sales as a dense panel: one row per store x product series, one column per day.
+
+Training, backtests, batch forecasts and the API all read history through this module, and
+turn it into model inputs with `fournil.features` only: there is no other copy of that logic.
+Missing days are NaN; stock-out days keep their (censored) units and are flagged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, select
+
+from fournil.db.schema import products, sales, stores
+
+
+@dataclass
+class Panel:
+    """Dense daily matrices, shape (n_series, n_days), float32 with NaN for missing days."""
+
+    series: pd.DataFrame  # store_id, product_id, family, city, region, opened_on (one row each)
+    start: dt.date
+    units: np.ndarray
+    promo: np.ndarray
+    stock_out: np.ndarray  # 1, 0, or NaN (not reported / missing day)
+    price: np.ndarray
+    siblings_on_promo: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.siblings_on_promo = siblings_on_promo(self.series, self.promo)
+
+    @property
+    def n_days(self) -> int:
+        return int(self.units.shape[1])
+
+    @property
+    def end(self) -> dt.date:
+        return self.start + dt.timedelta(days=self.n_days - 1)
+
+    def day_index(self, day: dt.date) -> int:
+        return (day - self.start).days
+
+    def date_of(self, index: int | np.ndarray) -> np.ndarray:
+        return np.datetime64(self.start, "D") + np.asarray(index, dtype="timedelta64[D]")
+
+    def subset(self, rows: np.ndarray) -> Panel:
+        """The panel restricted to some series (e.g. one segment)."""
+        return Panel(
+            series=self.series.iloc[rows].reset_index(drop=True),
+            start=self.start,
+            units=self.units[rows],
+            promo=self.promo[rows],
+            stock_out=self.stock_out[rows],
+            price=self.price[rows],
+        )
+
+    def snapshot_hash(self) -> str:
+        """A hash of the data the panel holds (for MLflow's data snapshot)."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        digest.update(str(self.start).encode())
+        digest.update(self.series[["store_id", "product_id"]].to_numpy().tobytes())
+        for matrix in (self.units, self.promo, self.stock_out, self.price):
+            digest.update(np.nan_to_num(matrix, nan=-1.0).tobytes())
+        return digest.hexdigest()[:16]
+
+
+def siblings_on_promo(series: pd.DataFrame, promo: np.ndarray) -> np.ndarray:
+    """For each series and day: how many other products of the same family and store are on
+    promotion (the cannibalisation driver)."""
+    on = np.nan_to_num(promo, nan=0.0)
+    groups = series.groupby(["store_id", "family"], sort=False).indices
+    out = np.zeros_like(on)
+    for rows in groups.values():
+        total = on[rows].sum(axis=0)
+        out[rows] = total[None, :] - on[rows]
+    return out
+
+
+def series_attributes(engine: Engine) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Store and product attributes the features use."""
+    with engine.connect() as conn:
+        store_frame = pd.DataFrame(
+            conn.execute(
+                select(
+                    stores.c.store_id,
+                    stores.c.city,
+                    stores.c.region,
+                    stores.c.opened_on,
+                    stores.c.closed_on,
+                )
+            ).all(),
+            columns=["store_id", "city", "region", "opened_on", "closed_on"],
+        )
+        product_frame = pd.DataFrame(
+            conn.execute(select(products.c.product_id, products.c.family)).all(),
+            columns=["product_id", "family"],
+        )
+    return store_frame, product_frame
+
+
+def load_panel(
+    engine: Engine,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    store_ids: list[int] | None = None,
+) -> Panel:
+    """Read sales between `start` and `end` (inclusive; default: all) into a dense panel."""
+    query = select(
+        sales.c.store_id,
+        sales.c.product_id,
+        sales.c.sale_date,
+        sales.c.units_sold,
+        sales.c.price,
+        sales.c.promo,
+        sales.c.stock_out,
+    )
+    if start is not None:
+        query = query.where(sales.c.sale_date >= start)
+    if end is not None:
+        query = query.where(sales.c.sale_date <= end)
+    if store_ids is not None:
+        query = query.where(sales.c.store_id.in_(store_ids))
+    with engine.connect() as conn:
+        cursor = conn.execute(query).cursor  # plain DB-API tuples: much faster than Rows
+        frame = pd.DataFrame.from_records(
+            cursor.fetchall() if cursor is not None else [],
+            columns=["store_id", "product_id", "sale_date", "units", "price", "promo", "stock"],
+        )
+    store_frame, product_frame = series_attributes(engine)
+    return panel_from_frame(frame, store_frame, product_frame, start, end)
+
+
+def panel_from_frame(
+    frame: pd.DataFrame,
+    store_frame: pd.DataFrame,
+    product_frame: pd.DataFrame,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+) -> Panel:
+    """Pivot long sales rows (store_id, product_id, sale_date, units, price, promo, stock) into
+    a panel. Series are sorted by (store_id, product_id)."""
+    if frame.empty:
+        raise ValueError("no sales in the requested window: load some data first")
+    days = pd.to_datetime(frame["sale_date"]).dt.date
+    first = start or min(days)
+    last = end or max(days)
+    n_days = (last - first).days + 1
+    keys = (
+        frame[["store_id", "product_id"]].drop_duplicates().sort_values(["store_id", "product_id"])
+    )
+    keys = keys.reset_index(drop=True)
+    series = keys.merge(product_frame, on="product_id", how="left").merge(
+        store_frame[["store_id", "city", "region", "opened_on"]], on="store_id", how="left"
+    )
+    code = pd.MultiIndex.from_frame(keys).get_indexer(
+        pd.MultiIndex.from_frame(frame[["store_id", "product_id"]])
+    )
+    day = np.fromiter(((d - first).days for d in days), dtype=np.int64, count=len(days))
+
+    def matrix(values: pd.Series) -> np.ndarray:
+        out = np.full((len(keys), n_days), np.nan, dtype=np.float32)
+        out[code, day] = pd.to_numeric(values, errors="coerce").to_numpy(
+            np.float32, na_value=np.nan
+        )
+        return out
+
+    return Panel(
+        series=series,
+        start=first,
+        units=matrix(frame["units"]),
+        promo=matrix(frame["promo"].astype("float")),
+        stock_out=matrix(frame["stock"].astype("float")),
+        price=matrix(frame["price"]),
+    )
