@@ -32,14 +32,14 @@ test-unit: install ## Run unit tests only (no database server needed)
 
 .PHONY: lint
 lint: install ## Lint, check formatting and types
-	$(RUN) ruff check src tests benchmarks
-	$(RUN) ruff format --check src tests benchmarks
+	$(RUN) ruff check src tests benchmarks flows
+	$(RUN) ruff format --check src tests benchmarks flows
 	$(RUN) mypy
 
 .PHONY: format
 format: install ## Format and auto-fix the code
-	$(RUN) ruff format src tests benchmarks
-	$(RUN) ruff check --fix src tests benchmarks
+	$(RUN) ruff format src tests benchmarks flows
+	$(RUN) ruff check --fix src tests benchmarks flows
 
 .PHONY: bench
 bench: install ## Benchmarks with ratios against named baselines (PostgreSQL)

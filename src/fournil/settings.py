@@ -100,6 +100,43 @@ class Settings(BaseSettings):
         description="A challenger may be this much worse (relative WAPE) than the champion.",
     )
 
+    # --- orchestration -----------------------------------------------------------------
+    landing_dir: Path | None = Field(
+        None,
+        validation_alias=_env("FOURNIL_LANDING_DIR"),
+        description="Folder the daily ETL flow ingests new drops from (default HOME/landing).",
+    )
+    work_pool: str = Field(
+        "fournil", validation_alias=_env("FOURNIL_WORK_POOL"), description="Prefect work pool."
+    )
+    etl_cron: str = Field("0 6 * * *", validation_alias=_env("FOURNIL_ETL_CRON"))
+    forecast_cron: str = Field("30 6 * * *", validation_alias=_env("FOURNIL_FORECAST_CRON"))
+    monitor_cron: str = Field("0 7 * * *", validation_alias=_env("FOURNIL_MONITOR_CRON"))
+    train_cron: str = Field("0 3 * * 1", validation_alias=_env("FOURNIL_TRAIN_CRON"))
+    task_runner: Literal["thread", "dask", "ray"] = Field(
+        "thread",
+        validation_alias=_env("FOURNIL_TASK_RUNNER"),
+        description="Where flows run parallel tasks: threads here, or a Dask / Ray cluster.",
+    )
+    task_runner_address: str | None = Field(
+        None,
+        validation_alias=_env("FOURNIL_TASK_RUNNER_ADDRESS"),
+        description="Address of an existing Dask scheduler or Ray cluster (None: start local).",
+    )
+    alert_webhook_url: str | None = Field(
+        None,
+        validation_alias=_env("FOURNIL_ALERT_WEBHOOK_URL"),
+        description="Slack-compatible incoming webhook for failures and quality breaches.",
+    )
+    drift_psi_threshold: float = Field(
+        0.2, validation_alias=_env("FOURNIL_DRIFT_PSI_THRESHOLD"), description="PSI alarm level."
+    )
+    alert_reject_rate: float = Field(
+        0.05,
+        validation_alias=_env("FOURNIL_ALERT_REJECT_RATE"),
+        description="Alert when an ETL run quarantines more than this share of rows.",
+    )
+
     # --- business ----------------------------------------------------------------------
     timezone: str = Field(
         "Europe/Paris",
@@ -197,6 +234,10 @@ class Settings(BaseSettings):
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri
         return f"sqlite:///{self.home_dir / 'mlflow.db'}"
+
+    @property
+    def landing(self) -> Path:
+        return (self.landing_dir or self.home_dir / "landing").expanduser().resolve()
 
     @property
     def artifacts_dir(self) -> Path:

@@ -1,9 +1,12 @@
-"""Helpers for ETL integration tests: writing drops, reading the warehouse back."""
+"""Helpers for integration tests: writing drops, reading the warehouse back, waiting for servers."""
 
 from __future__ import annotations
 
+import subprocess
+import time
 from pathlib import Path
 
+import httpx
 from sqlalchemy import Engine, func, select
 
 from fournil.db.schema import etl_runs, quarantine, sales
@@ -60,3 +63,27 @@ def assert_reconciles(engine: Engine, result: FileResult) -> None:
     )
     assert row["rows_rejected"] == len(reasons(engine, result.run_id))
     assert row["finished_at"] is not None
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_healthy(
+    url: str, proc: subprocess.Popen[bytes], log_name: str, seconds: float = 120
+) -> None:
+    """Poll `url` until it answers 200; fail early if the server process died."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"server at {url} did not start: see {log_name}")
+        time.sleep(0.5)

@@ -4,15 +4,12 @@ warehouse, with MLflow either on its local store or as a real server on PostgreS
 from __future__ import annotations
 
 import datetime as dt
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import mlflow
 import pandas as pd
 import pytest
@@ -33,16 +30,11 @@ from fournil.models.training import train
 from fournil.settings import get_settings, reset_settings_cache
 from tests.conftest import END_DATE, _admin_engine
 from tests.conftest import test_server_url as server_url
+from tests.integration.helpers import free_port, wait_healthy
 
 SPEC = ModelSpec(num_boost_round=40, train_days=200, origin_stride=3, horizon=7)
 WORSE = SPEC.replace(num_boost_round=2, num_leaves=2, learning_rate=0.01)
 CONFIG = BacktestConfig(folds=2, fold_step=14, test_days=4)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +45,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     backend = make_url(server_url()).set(database=name).render_as_string(hide_password=False)
-    port = _free_port()
+    port = free_port()
     artifacts = tmp_path_factory.mktemp("mlflow-artifacts")
     log = (artifacts.parent / "mlflow-server.log").open("w")
     proc = subprocess.Popen(
@@ -78,16 +70,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow server did not start: see {log.name}")
-            time.sleep(0.5)
+        wait_healthy(f"{url}/health", proc, log.name)
         yield url
     finally:
         proc.terminate()
@@ -113,6 +96,8 @@ def tracking(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
         # each test gets its own model names on the shared server
         monkeypatch.setenv("FOURNIL_MODEL_NAME", f"fc-{uuid.uuid4().hex[:6]}")
     monkeypatch.setenv("FOURNIL_HORIZON", str(SPEC.horizon))
+    # a loaded 2-core CI machine must not fail the gate on timing; the limit itself is tested
+    monkeypatch.setenv("FOURNIL_GATE_MAX_LATENCY_MS", "5000")
     reset_settings_cache()
     return request.param
 
@@ -245,12 +230,21 @@ def test_train_promote_refuse_rollback_and_forecast(
     assert versions == {v1, v4}
     assert actions == ["promoted", "refused", "refused", "promoted", "rollback"]
 
+    # size and latency limits: the same good version is refused when it exceeds them
+    strict = settings.model_copy(update={"gate_max_model_mb": 0.01, "gate_max_latency_ms": 0.001})
+    limited = promote(loaded, name, v4, strict, CONFIG)
+    assert not limited.promoted
+    failed = [r for r in limited.reasons if r.startswith("FAILED")]
+    assert any("size" in r for r in failed) and any("latency" in r for r in failed)
+    assert registry.alias_version(client, name, registry.CHAMPION) == v1
+
 
 def test_segment_models_are_gated_and_served_each_on_their_own(
     pg_url: str, history_drop: GeneratedData, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FOURNIL_GRANULARITY", "family")
     monkeypatch.setenv("FOURNIL_HORIZON", str(SPEC.horizon))
+    monkeypatch.setenv("FOURNIL_GATE_MAX_LATENCY_MS", "5000")
     reset_settings_cache()
     settings = get_settings()
     engine = make_engine(pg_url)

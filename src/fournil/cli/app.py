@@ -48,13 +48,15 @@ def main(
 
 
 def _register() -> None:
-    from fournil.cli import data, db, demo, etl, forecast, model
+    from fournil.cli import data, db, demo, etl, flows, forecast, model
 
     app.add_typer(db.app, name="db")
     app.add_typer(data.app, name="data")
     app.add_typer(etl.app, name="etl")
     app.add_typer(model.app, name="model")
     app.command("forecast")(forecast.forecast)
+    app.add_typer(flows.app, name="flows")
+    app.command("worker")(flows.worker)
     app.command("demo")(demo.demo)
 
 

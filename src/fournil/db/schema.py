@@ -177,6 +177,55 @@ model_decisions = Table(
 )
 Index("ix_model_decisions_model", model_decisions.c.model_name, model_decisions.c.decided_at)
 
+pipeline_runs = Table(
+    "pipeline_runs",
+    metadata,
+    Column("run_id", String(64), primary_key=True, comment="Prefect flow run id (or a uuid)"),
+    Column("flow", String(50), nullable=False, comment="etl, train, forecast or monitor"),
+    Column("deployment", String(200), nullable=True),
+    _timestamp("started_at", nullable=False),
+    _timestamp("finished_at", nullable=True),
+    Column("status", String(20), nullable=False, comment="running, success or failed"),
+    Column("error", Text, nullable=True),
+    Column("rows_processed", BigInteger, nullable=False, server_default="0"),
+    Column("warnings", Integer, nullable=False, server_default="0"),
+    Column("stages", JSON, nullable=False, comment="stage name -> seconds"),
+    Column("metrics", JSON, nullable=False, comment="e.g. train_rmse, val_rmse, wape"),
+    comment="One row per pipeline (flow) run: timings, volumes, warnings, metrics, outcome.",
+)
+Index("ix_pipeline_runs_flow_started", pipeline_runs.c.flow, pipeline_runs.c.started_at)
+
+forecast_accuracy = Table(
+    "forecast_accuracy",
+    metadata,
+    Column("evaluated_on", Date, primary_key=True, comment="last target day scored"),
+    Column("model_name", String(200), primary_key=True),
+    Column("model_version", String(50), primary_key=True),
+    Column("level", String(20), primary_key=True, comment="overall, horizon, store or product"),
+    Column("key", String(50), primary_key=True, comment="the horizon, store or product id"),
+    Column("n", Integer, nullable=False),
+    Column("actual_sum", Float, nullable=False),
+    Column("wape", Float, nullable=True),
+    Column("rmse", Float, nullable=False),
+    Column("bias", Float, nullable=False, comment="mean(forecast - actual)"),
+    Column("coverage", Float, nullable=True, comment="share of actuals inside the interval"),
+    comment="Accuracy of stored forecasts once actuals landed (monitor flow).",
+)
+
+drift_reports = Table(
+    "drift_reports",
+    metadata,
+    Column("evaluated_on", Date, primary_key=True),
+    Column("feature", String(100), primary_key=True),
+    Column("psi", Float, nullable=False),
+    Column("drifted", Boolean, nullable=False),
+    Column("reference_start", Date, nullable=False),
+    Column("reference_end", Date, nullable=False),
+    Column("current_start", Date, nullable=False),
+    Column("current_end", Date, nullable=False),
+    comment="Population stability index of key inputs and of predictions (monitor flow).",
+)
+
 #: The columns of `sales` that a load compares to decide updated vs unchanged.
 SALES_KEY = ("store_id", "product_id", "sale_date")
 SALES_VALUES = ("units_sold", "price", "promo", "stock_out")

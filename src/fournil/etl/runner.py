@@ -410,6 +410,18 @@ def load_file(
     return result
 
 
+def loaded_digests(engine: Engine) -> set[str]:
+    """SHA-256 of every file already loaded successfully (to skip re-delivered drops)."""
+    with engine.connect() as conn:
+        return set(
+            conn.execute(
+                select(etl_runs.c.file_sha256).where(
+                    etl_runs.c.status == "success", etl_runs.c.file_sha256.is_not(None)
+                )
+            ).scalars()
+        )
+
+
 def run_etl(
     source: Path,
     engine: Engine,

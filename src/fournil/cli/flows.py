@@ -1,0 +1,88 @@
+"""`fournil flows ...` and `fournil worker`: Prefect deployments, local runs and a worker."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import typer
+
+from fournil.cli.app import console, fail
+
+app = typer.Typer(
+    help="Prefect flows: deploy them with schedules, or run one now.", no_args_is_help=True
+)
+
+FLOW_NAMES = ("etl", "train", "forecast", "monitor")
+
+
+@app.command()
+def deploy() -> None:
+    """Register the deployments (cron in FOURNIL_TIMEZONE) on the Prefect API (PREFECT_API_URL)
+    and create the process work pool if missing."""
+    from fournil.orchestration import DEPLOYMENTS, deploy_all
+    from fournil.settings import get_settings
+
+    settings = get_settings()
+    if not os.environ.get("PREFECT_API_URL") and not settings.prefect_api_url:
+        raise fail("set PREFECT_API_URL to the Prefect server to deploy to")
+    try:
+        names = deploy_all(settings)
+    except Exception as exc:
+        raise fail(
+            f"deploy failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from None
+    for spec in DEPLOYMENTS:
+        console.print(
+            f"deployed [bold]{spec.full_name}[/]: cron '{spec.cron(settings)}' "
+            f"({settings.timezone}), pool {settings.work_pool}"
+        )
+    console.print(f"{len(names)} deployments; start a worker with `fournil worker`")
+
+
+@app.command()
+def run(
+    names: list[str] = typer.Argument(
+        ..., help="Flows to run in order: etl, train, forecast, monitor"
+    ),
+    date: str = typer.Option(None, help="forecast: the origin day (YYYY-MM-DD)."),
+    monitor_date: str = typer.Option(None, help="monitor: the day evaluated (YYYY-MM-DD)."),
+    source: str = typer.Option(
+        None, help="etl: the landing folder (default: FOURNIL_LANDING_DIR)."
+    ),
+) -> None:
+    """Run flows now, in this process, in order (one Prefect ephemeral API for all of them
+    unless PREFECT_API_URL is set); stop at the first that fails."""
+    from prefect.flows import load_flow_from_entrypoint
+
+    from fournil.orchestration import project_root
+
+    unknown = [n for n in names if n not in FLOW_NAMES]
+    if unknown:
+        raise fail(f"unknown flow {unknown[0]!r}: use {', '.join(FLOW_NAMES)}")
+    for name in names:
+        entrypoint = str(project_root() / "flows" / f"{name}.py") + f":{name}_flow"
+        flow: Any = load_flow_from_entrypoint(entrypoint)
+        params: dict[str, str] = {}
+        if date and name == "forecast":
+            params["date"] = date
+        if monitor_date and name == "monitor":
+            params["date"] = monitor_date
+        if source and name == "etl":
+            params["source"] = source
+        state: Any = flow(**params, return_state=True)
+        if not state.is_completed():
+            raise fail(f"flow {name} ended {state.name}: {state.message}")
+        console.print(f"flow {name}: {state.name}")
+
+
+def worker(
+    pool: str = typer.Option(None, help="Work pool (default: FOURNIL_WORK_POOL)."),
+) -> None:
+    """Start a Prefect process worker on the work pool (runs the deployments' flow runs)."""
+    from fournil.settings import get_settings
+
+    pool = pool or get_settings().work_pool
+    command = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool]
+    os.execv(sys.executable, [*command, "--type", "process"])
