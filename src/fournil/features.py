@@ -312,6 +312,8 @@ class PanelRequests:
     series_rows: np.ndarray
     origins: np.ndarray  # day index in the panel
     horizons: np.ndarray
+    #: one horizon per (series, origin) pair instead of every horizon for each
+    per_pair: bool = False
 
     @classmethod
     def grid(cls, series_rows: np.ndarray, origins: np.ndarray, horizon: int) -> PanelRequests:
@@ -325,6 +327,8 @@ class PanelRequests:
     def expand(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(pair index, series row, horizon) per forecast, horizon-major."""
         pairs = np.arange(len(self.series_rows))
+        if self.per_pair:
+            return pairs, self.series_rows, self.horizons.astype(np.int64)
         pair = np.tile(pairs, len(self.horizons))
         horizon = np.repeat(self.horizons, len(pairs))
         return pair, self.series_rows[pair], horizon

@@ -61,8 +61,11 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
     """The version behind an alias, or None."""
     try:
         return str(client.get_model_version_by_alias(name, alias).version)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        missing = exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+        if missing or "not found" in str(exc).lower():
+            return None
+        raise  # the registry itself is unreachable: callers decide
 
 
 @dataclass(frozen=True)

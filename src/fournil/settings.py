@@ -137,6 +137,37 @@ class Settings(BaseSettings):
         description="Alert when an ETL run quarantines more than this share of rows.",
     )
 
+    # --- API ---------------------------------------------------------------------------
+    api_host: str = Field("127.0.0.1", validation_alias=_env("FOURNIL_API_HOST"))
+    api_port: int = Field(8000, validation_alias=_env("FOURNIL_API_PORT"))
+    api_workers: int = Field(1, ge=1, validation_alias=_env("FOURNIL_API_WORKERS"))
+    api_challenger_share: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        validation_alias=_env("FOURNIL_API_CHALLENGER_SHARE"),
+        description="Share of /v1/predict traffic sent to the challenger (sticky per key+store).",
+    )
+    api_model_poll_seconds: float = Field(
+        30.0,
+        gt=0,
+        validation_alias=_env("FOURNIL_API_MODEL_POLL_SECONDS"),
+        description="How often the API checks the registry aliases (hot swap).",
+    )
+    api_predict_budget_ms: float = Field(
+        500.0,
+        gt=0,
+        validation_alias=_env("FOURNIL_API_PREDICT_BUDGET_MS"),
+        description="Time budget of a model prediction; past it the fallback answers.",
+    )
+    api_rate_per_minute: int = Field(
+        600, ge=1, validation_alias=_env("FOURNIL_API_RATE_PER_MINUTE"), description="Per key."
+    )
+    api_max_body_bytes: int = Field(1_000_000, validation_alias=_env("FOURNIL_API_MAX_BODY_BYTES"))
+    api_max_rows: int = Field(
+        1000, ge=1, validation_alias=_env("FOURNIL_API_MAX_ROWS"), description="Rows per predict."
+    )
+
     # --- business ----------------------------------------------------------------------
     timezone: str = Field(
         "Europe/Paris",

@@ -107,3 +107,19 @@ def test_demo_runs_on_embedded_defaults(isolated_settings: Path) -> None:
     verified = run("model", "verify")  # the deployment test CI runs on the champion
     assert verified.returncode == 0, verified.stderr
     assert "reproduced exactly" in verified.stdout
+
+
+def test_api_keys_are_created_listed_and_revoked() -> None:
+    created = run("apikey", "create", "--name", "shop app", "--scope", "predict")
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    assert key.startswith("fk_") and len(key.split("_", 2)[2]) >= 24
+    key_id = key.split("_")[1]
+    listed = run("apikey", "list")
+    assert "shop app" in listed.stdout and key_id in listed.stdout
+    assert key.split("_", 2)[2] not in listed.stdout  # the secret is never shown again
+    assert run("apikey", "revoke", key_id).returncode == 0
+    again = run("apikey", "revoke", key_id)
+    assert again.returncode == 1 and f"no active key {key_id}" in again.stderr
+    bad = run("apikey", "create", "--name", "x", "--scope", "everything")
+    assert bad.returncode == 1 and "scopes must be among" in bad.stderr

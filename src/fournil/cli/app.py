@@ -48,7 +48,7 @@ def main(
 
 
 def _register() -> None:
-    from fournil.cli import data, db, demo, etl, flows, forecast, model
+    from fournil.cli import api, data, db, demo, etl, flows, forecast, model
 
     app.add_typer(db.app, name="db")
     app.add_typer(data.app, name="data")
@@ -57,6 +57,8 @@ def _register() -> None:
     app.command("forecast")(forecast.forecast)
     app.add_typer(flows.app, name="flows")
     app.command("worker")(flows.worker)
+    app.add_typer(api.app, name="api")
+    app.add_typer(api.keys_app, name="apikey")
     app.command("demo")(demo.demo)
 
 

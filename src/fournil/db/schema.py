@@ -226,6 +226,37 @@ drift_reports = Table(
     comment="Population stability index of key inputs and of predictions (monitor flow).",
 )
 
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(32), primary_key=True, comment="public part of the key"),
+    Column("name", String(200), nullable=False),
+    Column("key_hash", String(64), nullable=False, comment="HMAC-SHA256 of the secret part"),
+    Column("scopes", JSON, nullable=False, comment="forecasts:read, predict, admin"),
+    _timestamp("created_at", nullable=False, server_default=func.now()),
+    _timestamp("revoked_at", nullable=True),
+    comment="API keys: only a hash of the secret is stored.",
+)
+
+prediction_log = Table(
+    "prediction_log",
+    metadata,
+    Column("log_id", BigId, primary_key=True, autoincrement=True),
+    _timestamp("logged_at", nullable=False, server_default=func.now()),
+    Column("request_id", String(64), nullable=False),
+    Column("key_id", String(32), nullable=True),
+    Column("model_name", String(200), nullable=False),
+    Column("model_version", String(50), nullable=False),
+    Column("arm", String(20), nullable=False, comment="champion, challenger or fallback"),
+    Column("store_id", Integer, nullable=False),
+    Column("product_id", Integer, nullable=False),
+    Column("target_date", Date, nullable=False),
+    Column("inputs_hash", String(64), nullable=False),
+    Column("yhat", Float, nullable=False),
+    comment="Every online prediction, for comparing the arms on actuals later.",
+)
+Index("ix_prediction_log_target", prediction_log.c.target_date, prediction_log.c.arm)
+
 #: The columns of `sales` that a load compares to decide updated vs unchanged.
 SALES_KEY = ("store_id", "product_id", "sale_date")
 SALES_VALUES = ("units_sold", "price", "promo", "stock_out")

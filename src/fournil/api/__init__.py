@@ -1,0 +1,1 @@
+"""The HTTP service: batch forecasts, online predictions, model info, metrics."""

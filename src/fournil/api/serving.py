@@ -1,0 +1,191 @@
+"""The models the API serves, hot-swapped when the registry aliases move.
+
+Three arms: the champion, the challenger (a configurable share of traffic, sticky per client and
+store) and the fallback: the registered linear fallback model, or, when nothing can be loaded
+from the registry, seasonal naive (which needs no artefact at all). A prediction that errors or
+exceeds its time budget is answered by the fallback. The holder keeps serving what it has when
+the registry is unreachable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from fournil import registry
+from fournil.features import Vocabulary, from_raw
+from fournil.models.estimators import Forecaster, ModelSpec
+from fournil.settings import Settings
+
+log = logging.getLogger("fournil.api")
+
+
+@dataclass(frozen=True)
+class Served:
+    name: str
+    version: str
+    forecaster: Forecaster
+    metrics: dict[str, float]
+    loaded_seconds: float
+
+
+NAIVE = Served(
+    name="seasonal-naive",
+    version="builtin",
+    forecaster=Forecaster(spec=ModelSpec(kind="seasonal_naive"), vocab=Vocabulary()),
+    metrics={},
+    loaded_seconds=0.0,
+)
+
+
+def _load(client: mlflow.MlflowClient, name: str, version: str) -> Served:
+    start = time.perf_counter()
+    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    forecaster: Forecaster = model.unwrap_python_model().forecaster
+    info = client.get_model_version(name, version)
+    metrics = {}
+    for key, value in (info.tags or {}).items():
+        if key.startswith("backtest_wape"):
+            with contextlib.suppress(ValueError):
+                metrics[key] = float(value)
+    return Served(name, version, forecaster, metrics, time.perf_counter() - start)
+
+
+class ModelHolder:
+    def __init__(self, settings: Settings) -> None:
+        # a registry outage must cost one failed poll, not minutes of client-side retries
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+        self.settings = settings
+        self.champion: Served | None = None
+        self.challenger: Served | None = None
+        self.fallback: Served = NAIVE
+        self.registry_error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="predict")
+        self.on_load: list = []  # callbacks(served) for metrics
+
+    # --- loading ---------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Load whatever the aliases point at now, if it changed. Never raises."""
+        try:
+            client = registry.configure(self.settings)
+            name = self.settings.model_name
+            wanted = {
+                "champion": registry.alias_version(client, name, registry.CHAMPION),
+                "challenger": registry.alias_version(client, name, registry.CHALLENGER),
+            }
+            for arm, version in wanted.items():
+                current = getattr(self, arm)
+                if version is None:
+                    if arm == "challenger":
+                        self.challenger = None
+                    continue
+                if current is None or current.version != version:
+                    served = _load(client, name, version)
+                    setattr(self, arm, served)  # one reference swap: in-flight requests finish
+                    for callback in self.on_load:
+                        callback(arm, served)
+                    log.info("%s now %s v%s", arm, name, version)
+            if (
+                self.challenger
+                and self.champion
+                and self.challenger.version == self.champion.version
+            ):
+                self.challenger = None  # a promoted challenger is just the champion
+            fb_name = registry.fallback_name(self.settings)
+            fb_version = registry.alias_version(client, fb_name, registry.CHAMPION)
+            if fb_version and (
+                self.fallback.name != fb_name or self.fallback.version != fb_version
+            ):
+                self.fallback = _load(client, fb_name, fb_version)
+            self.registry_error = None
+        except Exception as exc:
+            self.registry_error = (
+                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            )
+            log.warning("registry unavailable, keeping the loaded models: %s", self.registry_error)
+
+    def start_polling(self) -> None:
+        def loop() -> None:
+            while not self._stop.wait(self.settings.api_model_poll_seconds):
+                self.refresh()
+
+        self._thread = threading.Thread(target=loop, name="model-poller", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # --- state -----------------------------------------------------------------------
+    @property
+    def degraded_reason(self) -> str | None:
+        if self.champion is None:
+            why = self.registry_error or f"no champion for {self.settings.model_name}"
+            return f"serving the fallback ({self.fallback.name}): {why}"
+        return None
+
+    # --- predicting ------------------------------------------------------------------
+    def arm_for(self, key_id: str, store_id: int) -> str:
+        if self.challenger is None or self.champion is None:
+            return "champion"
+        digest = hashlib.sha256(f"{key_id}:{store_id}".encode()).digest()
+        share = int.from_bytes(digest[:8], "big") / 2**64
+        return "challenger" if share < self.settings.api_challenger_share else "champion"
+
+    def predict(self, raw: pd.DataFrame, arms: list[str]) -> tuple[pd.DataFrame, list[Served], int]:
+        """Forecasts per row from each row's arm; the fallback answers rows whose model fails or
+        runs out of time. Returns predictions, the model used per row, and how many fell back."""
+        out = pd.DataFrame(
+            index=raw.index, columns=["yhat", "yhat_lower", "yhat_upper"], dtype=float
+        )
+        used: list[Served | None] = [None] * len(raw)
+        fell_back = 0
+        budget = self.settings.api_predict_budget_ms / 1000
+        arms_array = np.asarray(arms)
+        for arm in dict.fromkeys(arms):
+            served = getattr(self, arm) if arm in ("champion", "challenger") else None
+            rows = np.flatnonzero(arms_array == arm)
+            part = raw.iloc[rows]
+            result = None
+            if served is not None:
+                future = self._pool.submit(served.forecaster.predict_raw, part)
+                try:
+                    result = future.result(timeout=budget)
+                except FutureTimeout:
+                    log.warning(
+                        "%s v%s over its %.0f ms budget: fallback",
+                        served.name,
+                        served.version,
+                        budget * 1000,
+                    )
+                except Exception:
+                    log.exception("%s v%s failed: fallback", served.name, served.version)
+            if result is None:
+                served = self.fallback
+                result = self.fallback.forecaster.predict_raw(part)
+                fell_back += len(rows)
+            out.iloc[rows] = result[["yhat", "yhat_lower", "yhat_upper"]].to_numpy()
+            for i in rows:
+                used[i] = served
+        return out, [u for u in used if u is not None], fell_back
+
+
+def vocabulary_of(holder: ModelHolder) -> Vocabulary:
+    return holder.champion.forecaster.vocab if holder.champion else Vocabulary()
+
+
+__all__ = ["NAIVE", "ModelHolder", "Served", "from_raw"]

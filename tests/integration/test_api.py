@@ -1,0 +1,327 @@
+"""The API over real HTTP (uvicorn + httpx) against a real PostgreSQL warehouse and a real
+MLflow registry (local store): endpoints, auth, hot swap, fallback, split, prediction log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import mlflow
+import numpy as np
+import pytest
+import uvicorn
+from sqlalchemy import Engine, func, select
+
+from fournil import registry
+from fournil.api.app import create_app
+from fournil.api.keys import create_key, revoke_key
+from fournil.api.serving import ModelHolder
+from fournil.data.generator import GeneratedData, GeneratorConfig, generate
+from fournil.db import make_engine
+from fournil.db.schema import prediction_log
+from fournil.etl.runner import run_etl
+from fournil.forecast import run_forecast
+from fournil.models.backtest import BacktestConfig
+from fournil.models.estimators import ModelSpec
+from fournil.models.gate import promote
+from fournil.models.pyfunc import EXPECTED_PREFIX
+from fournil.models.training import train
+from fournil.settings import Settings, get_settings, reset_settings_cache
+from tests.conftest import END_DATE
+from tests.integration.helpers import free_port
+
+SPEC = ModelSpec(num_boost_round=30, train_days=200, origin_stride=3, horizon=7)
+WORSE = SPEC.replace(num_boost_round=2, num_leaves=2, learning_rate=0.01)
+CONFIG = BacktestConfig(folds=2, fold_step=14, test_days=4)
+
+
+@dataclass
+class Api:
+    url: str
+    engine: Engine
+    settings: Settings
+    keys: dict[str, str]
+    holder: ModelHolder
+    drop: GeneratedData
+
+    def get(self, path: str, key: str | None = "read", **params: object) -> httpx.Response:
+        headers = {"X-API-Key": self.keys[key]} if key else {}
+        return httpx.get(self.url + path, params=params, headers=headers, timeout=30)
+
+    def post(self, path: str, body: object, key: str | None = "predict") -> httpx.Response:
+        headers = {"X-API-Key": self.keys[key]} if key else {}
+        return httpx.post(self.url + path, json=body, headers=headers, timeout=30)
+
+
+class _Server(uvicorn.Server):
+    def install_signal_handlers(self) -> None:  # running in a thread
+        pass
+
+
+def serve(app: object, port: int) -> Iterator[str]:
+    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def api(pg_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    import uuid
+
+    from sqlalchemy import text
+
+    from tests.conftest import _admin_engine, test_server_url
+
+    home = tmp_path_factory.mktemp("api-home")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("FOURNIL_HOME", str(home))
+    mp.setenv("FOURNIL_HORIZON", "7")
+    mp.setenv("FOURNIL_GATE_MAX_LATENCY_MS", "5000")
+    mp.setenv("FOURNIL_API_MODEL_POLL_SECONDS", "0.5")
+    mp.setenv("FOURNIL_API_RATE_PER_MINUTE", "100000")
+    for var in ("DATABASE_URL", "MLFLOW_TRACKING_URI", "FOURNIL_MODE"):
+        mp.delenv(var, raising=False)
+    name = f"fournil_api_{uuid.uuid4().hex[:8]}"
+    admin = _admin_engine()
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"'))
+    from sqlalchemy.engine import make_url
+
+    url = make_url(test_server_url()).set(database=name).render_as_string(hide_password=False)
+    mp.setenv("DATABASE_URL", url)
+    reset_settings_cache()
+    settings = get_settings()
+    engine = make_engine(url, pool_pre_ping=True)
+    drop = generate(
+        GeneratorConfig(stores=3, products=4, days=200, end_date=END_DATE, seed=21),
+        tmp_path_factory.mktemp("api-drop"),
+    )
+    assert run_etl(drop.out_dir, engine).ok
+    (v1,) = train(engine, settings, spec=SPEC, config=CONFIG)
+    assert promote(engine, v1.name, v1.version, settings, CONFIG).promoted
+    run_forecast(engine, settings)
+    keys = {
+        "read": create_key(engine, "dashboards", ["forecasts:read"]),
+        "predict": create_key(engine, "shop app", ["predict"]),
+        "admin": create_key(engine, "ops", ["admin"]),
+    }
+    app = create_app(settings, engine)
+    for base in serve(app, free_port()):
+        yield Api(base, engine, settings, keys, app.state.holder, drop)
+    engine.dispose()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    mp.undo()
+    reset_settings_cache()
+
+
+def test_health_ready_and_models(api: Api) -> None:
+    assert api.get("/health", key=None).json() == {"status": "ok"}
+    ready = api.get("/ready", key=None).json()
+    assert ready["status"] == "ready" and ready["champion"] == "1"
+    response = api.get("/v1/models/current")
+    assert response.status_code == 200, response.text
+    models = response.json()
+    assert models["champion"]["version"] == "1"
+    assert "backtest_wape" in models["champion"]["metrics"]
+    assert models["decisions"][0]["action"] == "promoted"
+    assert models["fallback"]["name"].endswith("fallback")
+
+
+def test_auth_no_key_wrong_key_wrong_scope_revoked(api: Api) -> None:
+    assert api.get("/v1/models/current", key=None).status_code == 401
+    api.keys["bogus"] = "fk_000000000000_not-a-real-secret"
+    assert api.get("/v1/models/current", key="bogus").status_code == 401
+    wrong = api.post(
+        "/v1/predict",
+        {"rows": [{"store_id": 1, "product_id": 1, "date": "2026-07-01"}]},
+        key="read",
+    )
+    assert wrong.status_code == 403 and wrong.json()["error"]["code"] == "forbidden"
+    assert api.get("/v1/models/current", key="admin").status_code == 200  # admin has every scope
+    api.keys["revoked"] = create_key(api.engine, "old", ["forecasts:read"])
+    assert api.get("/v1/models/current", key="revoked").status_code == 200
+    revoke_key(api.engine, api.keys["revoked"].split("_")[1])
+    assert api.get("/v1/models/current", key="revoked").status_code == 401
+
+
+def test_forecasts_paginated_with_their_model_version(api: Api) -> None:
+    first = api.get("/v1/forecasts", store_id=1, page_size=5).json()
+    assert first["total"] == 4 * 7 and len(first["items"]) == 5
+    assert {i["model_version"] for i in first["items"]} == {"1"}
+    pages = [api.get("/v1/forecasts", store_id=1, page_size=5, page=p).json() for p in range(1, 7)]
+    seen = [(i["product_id"], i["target_date"]) for p in pages for i in p["items"]]
+    assert len(seen) == len(set(seen)) == 28
+    one = api.get(
+        "/v1/forecasts",
+        store_id=1,
+        product_id=2,
+        start=str(END_DATE + dt.timedelta(days=2)),
+        end=str(END_DATE + dt.timedelta(days=3)),
+    ).json()
+    assert [i["target_date"] for i in one["items"]] == [
+        str(END_DATE + dt.timedelta(days=d)) for d in (2, 3)
+    ]
+    assert api.get("/v1/forecasts", store_id=999).status_code == 404
+    bad = api.get("/v1/forecasts", store_id=1, start="2026-07-05", end="2026-07-01")
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "start"
+
+
+def test_predict_and_its_errors(api: Api) -> None:
+    rows = [
+        {"store_id": 1, "product_id": p, "date": str(END_DATE + dt.timedelta(days=1))}
+        for p in (1, 2)
+    ]
+    ok = api.post("/v1/predict", {"rows": rows})
+    assert ok.status_code == 200, ok.text
+    preds = ok.json()["predictions"]
+    assert len(preds) == 2 and all(p["yhat"] >= 0 and p["model_version"] == "1" for p in preds)
+    promo = api.post("/v1/predict", {"rows": [{**rows[0], "promo": True, "price": 0.8}]}).json()
+    assert promo["predictions"][0]["yhat"] > preds[0]["yhat"]  # a promotion lifts the forecast
+    invalid = api.post(
+        "/v1/predict", {"rows": [{"store_id": "abc", "product_id": 1, "date": "2026-07-01"}]}
+    )
+    assert invalid.status_code == 422 and invalid.json()["error"]["field"] == "rows.0.store_id"
+    unknown = api.post(
+        "/v1/predict", {"rows": [{"store_id": 1, "product_id": 999, "date": "2026-07-01"}]}
+    )
+    assert unknown.status_code == 404 and unknown.json()["error"]["field"] == "rows.0.product_id"
+    far = api.post(
+        "/v1/predict", {"rows": [{"store_id": 1, "product_id": 1, "date": "2027-01-01"}]}
+    )
+    assert far.status_code == 422 and "forecast window" in far.json()["error"]["message"]
+    huge = httpx.post(
+        api.url + "/v1/predict",
+        content=b"x" * 2_000_000,
+        headers={"X-API-Key": api.keys["predict"], "Content-Type": "application/json"},
+    )
+    assert huge.status_code == 413
+
+
+def test_the_endpoint_reproduces_the_verification_samples(api: Api) -> None:
+    """Seed 004: serving must not change the model's behaviour."""
+    model = mlflow.pyfunc.load_model(f"models:/{api.settings.model_name}@champion")
+    samples = model.unwrap_python_model().verification
+    clean = samples.iloc[: len(samples) - 4]  # the last rows are the deliberate-null ones
+    rows = [
+        {"store_id": int(r.store_id), "product_id": int(r.product_id), "date": r.target_date}
+        for r in clean.itertuples()
+    ]
+    got = api.post("/v1/predict", {"rows": rows}).json()["predictions"]
+    np.testing.assert_array_equal(
+        [p["yhat"] for p in got], clean[EXPECTED_PREFIX + "yhat"].to_numpy()
+    )
+
+
+def test_predictions_are_logged_off_the_request_path(api: Api) -> None:
+    body = {
+        "rows": [{"store_id": 2, "product_id": 3, "date": str(END_DATE + dt.timedelta(days=2))}]
+    }
+    request_id = api.post("/v1/predict", body).json()["request_id"]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with api.engine.connect() as conn:
+            row = (
+                conn.execute(
+                    select(prediction_log).where(prediction_log.c.request_id == request_id)
+                )
+                .mappings()
+                .first()
+            )
+        if row:
+            break
+        time.sleep(0.2)
+    assert (
+        row is not None
+        and row["arm"] in ("champion", "challenger")
+        and row["key_id"] == api.keys["predict"].split("_")[1]
+    )
+    assert len(row["inputs_hash"]) == 64
+
+
+def test_metrics_cover_requests_predictions_and_pipeline(api: Api) -> None:
+    text = httpx.get(api.url + "/metrics").text
+    assert 'fournil_api_requests_total{method="POST",route="/v1/predict",status="200"}' in text
+    assert "fournil_api_predictions_total" in text and "fournil_api_request_seconds_bucket" in text
+    assert "fournil_warehouse_up 1.0" in text
+
+
+def test_split_is_sticky_and_proportional() -> None:
+    holder = ModelHolder(Settings().model_copy(update={"api_challenger_share": 0.3}))
+    holder.champion = holder.challenger = holder.fallback  # any two loaded arms
+    arms = [holder.arm_for("key", store) for store in range(20_000)]
+    assert abs(arms.count("challenger") / len(arms) - 0.3) < 0.02
+    assert arms == [holder.arm_for("key", store) for store in range(20_000)]  # sticky
+
+
+def test_hot_swap_on_promotion_without_dropping_requests(api: Api) -> None:
+    errors: list[int] = []
+    stop = threading.Event()
+    body = {
+        "rows": [{"store_id": 1, "product_id": 1, "date": str(END_DATE + dt.timedelta(days=1))}]
+    }
+
+    def hammer() -> None:
+        while not stop.is_set():
+            status = api.post("/v1/predict", body).status_code
+            if status != 200:
+                errors.append(status)
+
+    thread = threading.Thread(target=hammer)
+    thread.start()
+    try:
+        (v2,) = train(api.engine, api.settings, spec=SPEC, config=CONFIG)
+        assert promote(api.engine, v2.name, v2.version, api.settings, CONFIG).promoted
+        deadline = time.monotonic() + 30
+        while api.get("/ready", key=None).json()["champion"] != v2.version:
+            assert time.monotonic() < deadline, "champion not swapped"
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        thread.join()
+    assert errors == []
+    assert api.post("/v1/predict", body).json()["predictions"][0]["model_version"] == v2.version
+
+
+def test_registry_down_keeps_the_loaded_model(api: Api) -> None:
+    loaded = api.holder.champion
+    good = api.holder.settings
+    api.holder.settings = good.model_copy(update={"mlflow_tracking_uri": "http://127.0.0.1:9"})
+    try:
+        api.holder.refresh()
+        assert api.holder.registry_error and api.holder.champion is loaded
+        assert api.get("/ready", key=None).json()["status"] == "ready"
+    finally:
+        api.holder.settings = good
+        api.holder.refresh()
+
+
+def test_no_registry_at_start_serves_the_fallback_and_says_degraded(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    down = api.settings.model_copy(update={"mlflow_tracking_uri": "http://127.0.0.1:9"})
+    app = create_app(down, api.engine, poll=False)
+    for base in serve(app, free_port()):
+        ready = httpx.get(base + "/ready").json()
+        assert ready["status"] == "degraded" and "fallback" in ready["reason"]
+        body = {
+            "rows": [{"store_id": 1, "product_id": 1, "date": str(END_DATE + dt.timedelta(days=1))}]
+        }
+        got = httpx.post(
+            base + "/v1/predict", json=body, headers={"X-API-Key": api.keys["predict"]}
+        ).json()
+        assert got["predictions"][0]["arm"] == "fallback" and got["predictions"][0]["yhat"] >= 0
+    _ = Path, func, registry
