@@ -325,3 +325,70 @@ def test_no_registry_at_start_serves_the_fallback_and_says_degraded(
         ).json()
         assert got["predictions"][0]["arm"] == "fallback" and got["predictions"][0]["yhat"] >= 0
     _ = Path, func, registry
+
+
+def test_a_prediction_over_its_time_budget_is_answered_by_the_fallback(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    champion = api.holder.champion
+    assert champion is not None
+    real = champion.forecaster.predict_raw
+
+    def slow(raw):  # type: ignore[no-untyped-def]
+        time.sleep(api.settings.api_predict_budget_ms / 1000 + 0.3)
+        return real(raw)
+
+    monkeypatch.setattr(champion.forecaster, "predict_raw", slow)
+    monkeypatch.setattr(api.holder, "challenger", None)
+    before = httpx.get(api.url + "/metrics").text
+    body = {
+        "rows": [{"store_id": 3, "product_id": 1, "date": str(END_DATE + dt.timedelta(days=1))}]
+    }
+    started = time.perf_counter()
+    got = api.post("/v1/predict", body)
+    elapsed = time.perf_counter() - started
+    assert got.status_code == 200
+    prediction = got.json()["predictions"][0]
+    assert prediction["arm"] == "fallback" and prediction["model_name"].endswith("fallback")
+    assert elapsed < api.settings.api_predict_budget_ms / 1000 + 0.25  # did not wait for the model
+
+    def fallbacks(text: str) -> float:
+        for line in text.splitlines():
+            if line.startswith("fournil_api_fallback_predictions_total "):
+                return float(line.split()[1])
+        return 0.0
+
+    assert fallbacks(httpx.get(api.url + "/metrics").text) == fallbacks(before) + 1
+
+
+def test_schemathesis_finds_no_server_error_nor_schema_violation(api: Api) -> None:
+    """Property-based run over the OpenAPI schema, bounded in examples and time for CI."""
+    import shutil
+    import subprocess
+    import sys
+
+    cli = shutil.which("schemathesis") or str(Path(sys.executable).parent / "schemathesis")
+    done = subprocess.run(
+        [
+            cli,
+            "run",
+            f"{api.url}/openapi.json",
+            "--checks",
+            "not_a_server_error,response_schema_conformance,status_code_conformance",
+            "--max-examples",
+            "25",
+            "--header",
+            f"X-API-Key: {api.keys['admin']}",
+            "--request-timeout",
+            "20",
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--seed",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=540,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]

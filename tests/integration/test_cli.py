@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,46 @@ def test_api_keys_are_created_listed_and_revoked() -> None:
     assert again.returncode == 1 and f"no active key {key_id}" in again.stderr
     bad = run("apikey", "create", "--name", "x", "--scope", "everything")
     assert bad.returncode == 1 and "scopes must be among" in bad.stderr
+
+
+def test_demo_serve_prints_a_key_and_curl_commands_that_work(isolated_settings: Path) -> None:
+    import httpx
+
+    from tests.integration.helpers import free_port
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "COLUMNS": "400",
+        "FOURNIL_API_PORT": str(port),
+        "FOURNIL_GATE_MAX_LATENCY_MS": "5000",
+    }
+    proc = subprocess.Popen(
+        [*CLI, "demo", "--serve"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("serving"):
+                break
+        key = next(ln for ln in lines if ln.startswith("demo key")).split(": ", 1)[1].strip()
+        assert any("/v1/predict" in ln and key in ln for ln in lines)
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                if httpx.get(base + "/ready").json()["status"] == "ready":
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        page = httpx.get(base + "/v1/forecasts", params={"store_id": 1}, headers={"X-API-Key": key})
+        assert page.status_code == 200 and page.json()["total"] > 0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

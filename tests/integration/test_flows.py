@@ -58,6 +58,9 @@ def _env(
             "PREFECT_HOME": str(prefect_home),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_LOGGING_LEVEL": "WARNING",
+            # the first ephemeral start builds a database: on a busy 2-core CI machine this
+            # can exceed Prefect's default 20 s
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
         }
     )
     env.update(extra)

@@ -64,6 +64,33 @@ def _error(
 
 
 # --- schemas -------------------------------------------------------------------------------
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    text = {
+        400: "malformed request body (not JSON)",
+        401: "missing, invalid or revoked API key",
+        403: "the key lacks the scope",
+        404: "unknown store, product or series",
+        413: "request body too large",
+        422: "invalid input (the field is named)",
+        429: "rate limit for this key (see Retry-After)",
+        503: "warehouse unavailable (see Retry-After)",
+    }
+    return {code: {"model": ErrorBody, "description": text[code]} for code in codes}
+
+
+DATA_ERRORS = (401, 403, 404, 413, 422, 429, 503)
+
+
 class Forecast(BaseModel):
     store_id: int
     product_id: int
@@ -287,7 +314,7 @@ def create_app(
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @app.get("/ready", tags=["ops"], responses={503: {"description": "not ready"}})
+    @app.get("/ready", tags=["ops"], responses={503: {"description": "warehouse unreachable"}})
     def ready() -> JSONResponse:
         """Readiness: warehouse reachable, a model loaded; 'degraded' on the fallback."""
         try:
@@ -313,7 +340,12 @@ def create_app(
         """Prometheus metrics of the API (all workers) and of the pipeline runs."""
         return Response(telemetry.exposition(engine), media_type="text/plain; version=0.0.4")
 
-    @app.get("/v1/forecasts", response_model=ForecastPage, tags=["forecasts"])
+    @app.get(
+        "/v1/forecasts",
+        response_model=ForecastPage,
+        tags=["forecasts"],
+        responses=_errors(*DATA_ERRORS),
+    )
     def get_forecasts(
         key: Annotated[KeyInfo, Depends(auth("forecasts:read"))],
         store_id: Annotated[int, Query(ge=1, le=2_147_483_647)],
@@ -359,7 +391,12 @@ def create_app(
         items = [Forecast.model_validate(dict(r)) for r in rows]
         return ForecastPage(items=items, total=total, page=page, page_size=page_size)
 
-    @app.post("/v1/predict", response_model=PredictResponse, tags=["predict"])
+    @app.post(
+        "/v1/predict",
+        response_model=PredictResponse,
+        tags=["predict"],
+        responses=_errors(400, *DATA_ERRORS),
+    )
     def predict(
         body: PredictRequest, key: Annotated[KeyInfo, Depends(auth("predict"))]
     ) -> PredictResponse:
@@ -426,7 +463,12 @@ def create_app(
         state["log"].add(log_rows)
         return PredictResponse(request_id=request_id, predictions=out)
 
-    @app.get("/v1/models/current", response_model=ModelsCurrent, tags=["models"])
+    @app.get(
+        "/v1/models/current",
+        response_model=ModelsCurrent,
+        tags=["models"],
+        responses=_errors(401, 403, 429, 503),
+    )
     def models_current(key: Annotated[KeyInfo, Depends(auth("forecasts:read"))]) -> ModelsCurrent:
         """Champion and challenger with their backtest metrics and the promotion record."""
 

@@ -80,9 +80,14 @@ def raw_inputs(engine: Engine, catalogue: Catalogue, rows: list[Row]) -> pd.Data
             )
         origins.append(origin)
     first = min(origins) - dt.timedelta(days=WINDOW - 1)
-    panel = load_panel(
-        engine, start=first, end=max(origins), store_ids=sorted({r.store_id for r in rows})
-    )
+    try:
+        panel = load_panel(
+            engine, start=first, end=max(origins), store_ids=sorted({r.store_id for r in rows})
+        )
+    except ValueError:  # no sales at all in the window before those dates
+        raise InputError(
+            404, "rows", f"no sales history in the {WINDOW} days before the requested dates"
+        ) from None
     index = {
         (int(s), int(p)): i
         for i, (s, p) in enumerate(

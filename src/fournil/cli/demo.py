@@ -12,6 +12,9 @@ def demo(
     products: int = typer.Option(6, min=1, help="Products per store."),
     days: int = typer.Option(400, min=30, help="Days of history."),
     seed: int = typer.Option(42, help="Random seed."),
+    serve: bool = typer.Option(
+        False, "--serve", help="Then create a demo API key and serve the API."
+    ),
 ) -> None:
     """Generate a small chain's data, load it, train, promote and forecast; then say where to
     look."""
@@ -111,4 +114,39 @@ def demo(
     console.print(
         f"\nLook: `mlflow ui --backend-store-uri {settings.tracking_uri}` (runs, plots, "
         "registry); `fournil model status`; the `forecasts` table in the warehouse."
+    )
+    if serve:
+        _serve(engine, settings, made.forecast_date)
+
+
+def _serve(engine, settings, origin) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    import uvicorn
+
+    from fournil.api.app import create_app
+    from fournil.api.keys import create_key
+
+    key = create_key(engine, "demo", ["admin"])
+    base = f"http://{settings.api_host}:{settings.api_port}"
+    day = origin + dt.timedelta(days=1)
+    console.rule("[bold]API")
+    console.print(f"demo key (admin scope, shown once): {key}", highlight=False, soft_wrap=True)
+    for command in (
+        f"curl -s {base}/ready",
+        f"curl -s -H 'X-API-Key: {key}' '{base}/v1/forecasts?store_id=1&page_size=3'",
+        f"curl -s -H 'X-API-Key: {key}' -H 'Content-Type: application/json' "
+        f'-d \'{{"rows": [{{"store_id": 1, "product_id": 1, "date": "{day}", "promo": true}}]}}\' '
+        f"{base}/v1/predict",
+        f"curl -s -H 'X-API-Key: {key}' {base}/v1/models/current",
+        f"open {base}/docs",
+    ):
+        console.print(command, highlight=False, soft_wrap=True)
+    console.print("serving; Ctrl-C to stop", highlight=False)
+    console.file.flush()  # before uvicorn takes over: the key and commands must show now
+    uvicorn.run(
+        create_app(settings, engine),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="warning",
     )

@@ -71,7 +71,10 @@ def run(
             params["date"] = monitor_date
         if source and name == "etl":
             params["source"] = source
-        state: Any = flow(**params, return_state=True)
+        try:
+            state: Any = flow(**params, return_state=True)
+        except Exception as exc:
+            raise fail(f"flow {name} could not run: {type(exc).__name__}: {exc}") from None
         if not state.is_completed():
             raise fail(f"flow {name} ended {state.name}: {state.message}")
         console.print(f"flow {name}: {state.name}")
