@@ -45,6 +45,7 @@ format: install ## Format and auto-fix the code
 bench: install ## Benchmarks with ratios against named baselines (PostgreSQL)
 	$(RUN) python -m benchmarks.bench_ingest
 	$(RUN) python -m benchmarks.bench_train
+	$(RUN) python -m benchmarks.bench_api
 
 .PHONY: db-upgrade
 db-upgrade: install ## Create or migrate the warehouse that DATABASE_URL names
