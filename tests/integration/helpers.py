@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.engine import make_url
 
 from fournil.db.schema import etl_runs, quarantine, sales
 from fournil.etl.runner import FileResult
@@ -87,3 +91,36 @@ def wait_healthy(
         if proc.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"server at {url} did not start: see {log_name}")
         time.sleep(0.5)
+
+
+@contextmanager
+def throwaway_database(prefix: str, template: str | None = None) -> Iterator[str]:
+    """A fresh database on the test server (optionally cloned from `template`), dropped after."""
+    from tests.conftest import _admin_engine, test_server_url
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = _admin_engine()
+    clone = f' TEMPLATE "{template}"' if template else ""
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"{clone}'))
+    try:
+        yield make_url(test_server_url()).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def server_process(
+    cmd: list[str], health_url: str, log_path: Path, env: dict[str, str] | None = None
+) -> Iterator[None]:
+    """Run a server command until the block ends, once `health_url` answers 200."""
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_healthy(health_url, proc, str(log_path))
+            yield
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)

@@ -9,21 +9,19 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from fournil.data.generator import GeneratedData, GeneratorConfig, generate
 from fournil.db import make_engine
 from fournil.db.schema import forecasts, pipeline_runs
-from tests.conftest import END_DATE, _admin_engine
-from tests.conftest import test_server_url as server_url
-from tests.integration.helpers import free_port, wait_healthy
+from tests.conftest import END_DATE
+from tests.integration.helpers import free_port, server_process, throwaway_database
 from tests.integration.test_monitoring import _Receiver, webhook  # noqa: F401 - fixture
 
 CLI = [sys.executable, "-m", "fournil"]
@@ -142,48 +140,25 @@ def test_flows_on_the_ephemeral_api(
 @pytest.fixture
 def prefect_server(tmp_path: Path) -> Iterator[str]:
     """A real Prefect server on a throwaway PostgreSQL database (asyncpg)."""
-    name = f"fournil_prefect_{uuid.uuid4().hex[:8]}"
-    admin = _admin_engine()
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(server_url()).set(drivername="postgresql+asyncpg", database=name)
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(
-        {
-            "PREFECT_HOME": str(tmp_path / "prefect-server"),
-            "PREFECT_API_DATABASE_CONNECTION_URL": url.render_as_string(hide_password=False),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_UI_ENABLED": "false",
-        }
-    )
-    log = (tmp_path / "prefect-server.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "prefect",
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    api = f"http://127.0.0.1:{port}/api"
-    try:
-        wait_healthy(f"{api}/health", proc, log.name)
-        yield api
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with throwaway_database("fournil_prefect") as url:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        env.update(
+            {
+                "PREFECT_HOME": str(tmp_path / "prefect-server"),
+                "PREFECT_API_DATABASE_CONNECTION_URL": make_url(url)
+                .set(drivername="postgresql+asyncpg")
+                .render_as_string(hide_password=False),
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                "PREFECT_UI_ENABLED": "false",
+            }
+        )
+        cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
+        api = f"http://127.0.0.1:{port}/api"
+        with server_process(
+            [*cmd, "--port", str(port)], f"{api}/health", tmp_path / "prefect-server.log", env
+        ):
+            yield api
 
 
 def _run_deployment(api: str, full_name: str, parameters: dict[str, str] | None = None) -> str:

@@ -4,7 +4,6 @@ warehouse, with MLflow either on its local store or as a real server on PostgreS
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -13,8 +12,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-from sqlalchemy import Engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, func, select
 
 from fournil import registry
 from fournil.data.generator import GeneratedData, GeneratorConfig, generate
@@ -28,9 +26,8 @@ from fournil.models.estimators import ModelSpec
 from fournil.models.gate import GateError, promote, rollback
 from fournil.models.training import train
 from fournil.settings import get_settings, reset_settings_cache
-from tests.conftest import END_DATE, _admin_engine
-from tests.conftest import test_server_url as server_url
-from tests.integration.helpers import free_port, wait_healthy
+from tests.conftest import END_DATE
+from tests.integration.helpers import free_port, server_process, throwaway_database
 
 SPEC = ModelSpec(num_boost_round=40, train_days=200, origin_stride=3, horizon=7)
 WORSE = SPEC.replace(num_boost_round=2, num_leaves=2, learning_rate=0.01)
@@ -40,44 +37,18 @@ CONFIG = BacktestConfig(folds=2, fold_step=14, test_days=4)
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `mlflow server` on a throwaway PostgreSQL database, as compose runs it."""
-    name = f"fournil_mlflow_{uuid.uuid4().hex[:8]}"
-    admin = _admin_engine()
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    backend = make_url(server_url()).set(database=name).render_as_string(hide_password=False)
     port = free_port()
     artifacts = tmp_path_factory.mktemp("mlflow-artifacts")
-    log = (artifacts.parent / "mlflow-server.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            backend,
-            "--artifacts-destination",
-            str(artifacts),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(f"{url}/health", proc, log.name)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with throwaway_database("fournil_mlflow") as backend:
+        cmd = [
+            sys.executable, "-m", "mlflow", "server",
+            "--backend-store-uri", backend,
+            "--artifacts-destination", str(artifacts),
+            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        ]  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        with server_process(cmd, f"{url}/health", artifacts.parent / "mlflow-server.log"):
+            yield url
 
 
 @pytest.fixture(scope="session")
