@@ -71,7 +71,6 @@ def _wrk(url: str, headers: dict[str, str], body: str | None = None) -> tuple[fl
     args = ["wrk", "-t2", "-c64", "-d", DURATION, "--latency"]
     for k, v in headers.items():
         args += ["-H", f"{k}: {v}"]
-    script = None
     if body is not None:
         script = Path(tempfile.mkdtemp()) / "post.lua"
         script.write_text(

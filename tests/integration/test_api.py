@@ -15,9 +15,8 @@ import mlflow
 import numpy as np
 import pytest
 import uvicorn
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
-from fournil import registry
 from fournil.api.app import create_app
 from fournil.api.keys import create_key, revoke_key
 from fournil.api.serving import ModelHolder
@@ -324,7 +323,6 @@ def test_no_registry_at_start_serves_the_fallback_and_says_degraded(
             base + "/v1/predict", json=body, headers={"X-API-Key": api.keys["predict"]}
         ).json()
         assert got["predictions"][0]["arm"] == "fallback" and got["predictions"][0]["yhat"] >= 0
-    _ = Path, func, registry
 
 
 def test_a_prediction_over_its_time_budget_is_answered_by_the_fallback(

@@ -24,7 +24,6 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from fournil import registry
 from fournil.api import telemetry
 from fournil.api.inputs import Catalogue, InputError, Row, raw_inputs
 from fournil.api.keys import KeyInfo, verify_key
@@ -511,5 +510,4 @@ def create_app(
             ],
         )
 
-    _ = registry  # the holder uses it; imported here for type-checkers reading the module
     return app

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from fournil import registry
-from fournil.features import Vocabulary, from_raw
+from fournil.features import Vocabulary
 from fournil.models.estimators import Forecaster, ModelSpec
 from fournil.settings import Settings
 
@@ -182,10 +182,3 @@ class ModelHolder:
             for i in rows:
                 used[i] = served
         return out, [u for u in used if u is not None], fell_back
-
-
-def vocabulary_of(holder: ModelHolder) -> Vocabulary:
-    return holder.champion.forecaster.vocab if holder.champion else Vocabulary()
-
-
-__all__ = ["NAIVE", "ModelHolder", "Served", "from_raw"]
