@@ -167,6 +167,35 @@ class Settings(BaseSettings):
     api_max_rows: int = Field(
         1000, ge=1, validation_alias=_env("FOURNIL_API_MAX_ROWS"), description="Rows per predict."
     )
+    api_tables_poll_seconds: float = Field(
+        15.0,
+        gt=0,
+        validation_alias=_env("FOURNIL_API_TABLES_POLL_SECONDS"),
+        description="How often the API checks the warehouse for new sales or forecasts and "
+        "rebuilds its in-memory serving tables.",
+    )
+    api_history_days: int = Field(
+        28,
+        ge=0,
+        le=366,
+        validation_alias=_env("FOURNIL_API_HISTORY_DAYS"),
+        description="Predictions for dates up to this many days before the last sales day are "
+        "answered from memory; earlier dates read the warehouse.",
+    )
+    api_serving_days: int = Field(
+        42,
+        ge=1,
+        le=3660,
+        validation_alias=_env("FOURNIL_API_SERVING_DAYS"),
+        description="Batch forecasts whose target date is within this many days of the "
+        "furthest one are served from memory; older ones are read from the warehouse.",
+    )
+    api_key_cache_seconds: float = Field(
+        10.0,
+        ge=0,
+        validation_alias=_env("FOURNIL_API_KEY_CACHE_SECONDS"),
+        description="How long a verified API key is cached: a revocation takes effect within it.",
+    )
 
     # --- business ----------------------------------------------------------------------
     timezone: str = Field(

@@ -3,26 +3,36 @@ MLflow registry (local store): endpoints, auth, hot swap, fallback, split, predi
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 import uvicorn
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, insert, select
 
 from fournil.api.app import create_app
+from fournil.api.inputs import Row, raw_inputs
 from fournil.api.keys import create_key, revoke_key
 from fournil.api.serving import ModelHolder
+from fournil.api.tables import (
+    ForecastTable,
+    PageQuery,
+    ServingTables,
+    forecasts_from_warehouse,
+)
 from fournil.data.generator import GeneratedData, GeneratorConfig, generate
 from fournil.db import make_engine
-from fournil.db.schema import prediction_log
+from fournil.db.schema import forecasts, prediction_log
 from fournil.etl.runner import run_etl
 from fournil.forecast import run_forecast
 from fournil.models.backtest import BacktestConfig
@@ -32,7 +42,7 @@ from fournil.models.pyfunc import EXPECTED_PREFIX
 from fournil.models.training import train
 from fournil.settings import Settings, get_settings, reset_settings_cache
 from tests.conftest import END_DATE
-from tests.integration.helpers import free_port
+from tests.integration.helpers import free_port, server_process
 
 SPEC = ModelSpec(num_boost_round=30, train_days=200, origin_stride=3, horizon=7)
 WORSE = SPEC.replace(num_boost_round=2, num_leaves=2, learning_rate=0.01)
@@ -46,6 +56,7 @@ class Api:
     settings: Settings
     keys: dict[str, str]
     holder: ModelHolder
+    tables: ServingTables
     drop: GeneratedData
 
     def get(self, path: str, key: str | None = "read", **params: object) -> httpx.Response:
@@ -91,6 +102,8 @@ def api(pg_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     mp.setenv("FOURNIL_GATE_MAX_LATENCY_MS", "5000")
     mp.setenv("FOURNIL_API_MODEL_POLL_SECONDS", "0.5")
     mp.setenv("FOURNIL_API_RATE_PER_MINUTE", "100000")
+    mp.setenv("FOURNIL_API_KEY_CACHE_SECONDS", "1")
+    mp.setenv("FOURNIL_API_TABLES_POLL_SECONDS", "0.5")
     for var in ("DATABASE_URL", "MLFLOW_TRACKING_URI", "FOURNIL_MODE"):
         mp.delenv(var, raising=False)
     name = f"fournil_api_{uuid.uuid4().hex[:8]}"
@@ -119,7 +132,7 @@ def api(pg_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     }
     app = create_app(settings, engine)
     for base in serve(app, free_port()):
-        yield Api(base, engine, settings, keys, app.state.holder, drop)
+        yield Api(base, engine, settings, keys, app.state.holder, app.state.tables, drop)
     engine.dispose()
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -154,7 +167,10 @@ def test_auth_no_key_wrong_key_wrong_scope_revoked(api: Api) -> None:
     api.keys["revoked"] = create_key(api.engine, "old", ["forecasts:read"])
     assert api.get("/v1/models/current", key="revoked").status_code == 200
     revoke_key(api.engine, api.keys["revoked"].split("_")[1])
-    assert api.get("/v1/models/current", key="revoked").status_code == 401
+    deadline = time.monotonic() + api.settings.api_key_cache_seconds + 2
+    while api.get("/v1/models/current", key="revoked").status_code != 401:
+        assert time.monotonic() < deadline, "a revoked key still works past the key cache TTL"
+        time.sleep(0.2)
 
 
 def test_forecasts_paginated_with_their_model_version(api: Api) -> None:
@@ -209,6 +225,130 @@ def test_predict_and_its_errors(api: Api) -> None:
     )
     assert huge.status_code == 413
 
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit applies while reading
+        for _ in range(200):
+            yield b"x" * 10_000
+
+    chunked = httpx.post(
+        api.url + "/v1/predict",
+        content=chunks(),
+        headers={"X-API-Key": api.keys["predict"], "Content-Type": "application/json"},
+    )
+    assert chunked.status_code == 413 and chunked.json()["error"]["code"] == "too_large"
+
+
+def test_serving_tables_answer_as_the_warehouse_does(api: Api) -> None:
+    """Forecasts and model inputs from memory equal those read from the warehouse."""
+    snapshot = api.tables.snapshot
+    table = snapshot.forecasts
+    assert table.complete and table.covers(None)
+    after = END_DATE + dt.timedelta(days=3)
+    queries = [
+        (1, None, None, None, 1, 100),
+        (2, 3, None, None, 1, 100),
+        (3, None, after, None, 2, 5),
+        (1, 4, END_DATE, after, 1, 2),
+        (2, None, after, after, 1, 100),
+        (1, 2, dt.date(2020, 1, 1), dt.date(2020, 1, 2), 1, 10),
+        (3, None, None, None, 99, 10),
+    ]
+    for args in queries:
+        query = PageQuery(*args)
+        assert table.page(query) == forecasts_from_warehouse(api.engine, query), query
+    narrow = ForecastTable.load(api.engine, serving_days=3)  # only the 3 furthest target dates
+    assert not narrow.complete and not narrow.covers(None)
+    assert narrow.window_start is not None and narrow.covers(narrow.window_start)
+    query = PageQuery(2, None, narrow.window_start)
+    assert narrow.page(query) == forecasts_from_warehouse(api.engine, query)
+    assert narrow.page(query)[1] == 4 * 3
+
+    rows = [
+        Row(s, p, END_DATE + dt.timedelta(days=d), price, promo, None)
+        for s, p, d, price, promo in [
+            (1, 1, 1, None, None),
+            (2, 3, 5, 0.9, True),
+            (3, 4, -20, None, False),
+            (1, 2, 28, 2.0, None),
+        ]
+    ]
+    from_memory = raw_inputs(api.engine, snapshot, rows)
+    without_history = dataclasses.replace(snapshot, history=None)
+    from_warehouse = raw_inputs(api.engine, without_history, rows)
+    pd.testing.assert_frame_equal(from_memory, from_warehouse)
+
+
+def test_new_forecasts_are_served_after_the_next_table_refresh(api: Api) -> None:
+    target = END_DATE + dt.timedelta(days=1)
+    params = {"store_id": 2, "product_id": 2, "start": str(target), "end": str(target)}
+    before = api.get("/v1/forecasts", **params).json()["items"][0]
+    with api.engine.begin() as conn:
+        conn.execute(
+            insert(forecasts).values(
+                model_name=before["model_name"],
+                model_version="manual",
+                forecast_date=END_DATE,  # same day as the batch run, written later: newest
+                store_id=2,
+                product_id=2,
+                target_date=target,
+                horizon=1,
+                yhat=before["yhat"] + 100,
+                yhat_lower=None,
+                yhat_upper=None,
+            )
+        )
+    try:
+        deadline = time.monotonic() + 10
+        while (item := api.get("/v1/forecasts", **params).json()["items"][0])["yhat"] == before[
+            "yhat"
+        ]:
+            assert time.monotonic() < deadline, "new forecast not served after a table refresh"
+            time.sleep(0.2)
+        assert item["yhat"] == before["yhat"] + 100 and item["model_version"] == "manual"
+        assert item["yhat_lower"] is None
+    finally:
+        with api.engine.begin() as conn:
+            conn.execute(delete(forecasts).where(forecasts.c.model_version == "manual"))
+    deadline = time.monotonic() + 10
+    while api.get("/v1/forecasts", **params).json()["items"][0] != before:
+        assert time.monotonic() < deadline, "deleted forecast still served"
+        time.sleep(0.2)
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    day = END_DATE + dt.timedelta(days=2)
+    bodies = [
+        {"rows": [{"store_id": s, "product_id": p, "date": str(day)}]}
+        for s in (1, 2, 3)
+        for p in (1, 2, 3, 4)
+    ]
+    alone = [api.post("/v1/predict", b).json()["predictions"] for b in bodies]
+    champion = api.holder.champion
+    assert champion is not None
+    real = champion.forecaster.predict_raw
+    calls: list[int] = []
+
+    def slowish(raw):  # type: ignore[no-untyped-def]
+        calls.append(len(raw))
+        time.sleep(0.15)  # within the time budget: requests queue up behind it
+        return real(raw)
+
+    monkeypatch.setattr(champion.forecaster, "predict_raw", slowish)
+    monkeypatch.setattr(api.holder, "challenger", None)
+    no_history = {"rows": [{"store_id": 1, "product_id": 1, "date": "2020-01-01"}]}
+    with ThreadPoolExecutor(max_workers=len(bodies) + 1) as pool:
+        answers = list(pool.map(lambda b: api.post("/v1/predict", b), [*bodies, no_history]))
+    assert answers[-1].status_code == 404  # its own error, the others unaffected
+    together = [a.json()["predictions"] for a in answers[:-1]]
+    assert len(calls) < len(bodies) and sum(calls) == len(bodies)  # fewer model calls
+    for got, expected in zip(together, alone, strict=True):
+        assert [p["yhat"] for p in got] == [p["yhat"] for p in expected]
+        assert [(p["store_id"], p["product_id"]) for p in got] == [
+            (p["store_id"], p["product_id"]) for p in expected
+        ]
+    assert len({a.json()["request_id"] for a in answers[:-1]}) == len(bodies)
+
 
 def test_the_endpoint_reproduces_the_verification_samples(api: Api) -> None:
     """Seed 004: serving must not change the model's behaviour."""
@@ -252,6 +392,8 @@ def test_predictions_are_logged_off_the_request_path(api: Api) -> None:
 
 
 def test_metrics_cover_requests_predictions_and_pipeline(api: Api) -> None:
+    body = {"rows": [{"store_id": 1, "product_id": 1, "date": str(END_DATE)}]}
+    assert api.post("/v1/predict", body).status_code == 200
     text = httpx.get(api.url + "/metrics").text
     assert 'fournil_api_requests_total{method="POST",route="/v1/predict",status="200"}' in text
     assert "fournil_api_predictions_total" in text and "fournil_api_request_seconds_bucket" in text
@@ -357,6 +499,37 @@ def test_a_prediction_over_its_time_budget_is_answered_by_the_fallback(
         return 0.0
 
     assert fallbacks(httpx.get(api.url + "/metrics").text) == fallbacks(before) + 1
+
+
+def test_two_workers_report_their_metrics_together(api: Api, tmp_path: Path) -> None:
+    """`fournil api serve --workers 2`: /metrics (answered by either worker) counts all."""
+    import os
+    import sys
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": api.settings.warehouse_url,
+        "FOURNIL_API_MODEL_POLL_SECONDS": "3600",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    base = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "fournil", "api", "serve", "--port", str(port), "--workers", "2"]
+    with server_process(cmd, base + "/ready", tmp_path / "api.log", env=env):
+        for _ in range(40):  # a new connection each time: both workers get some
+            assert httpx.get(base + "/health").status_code == 200
+        text = httpx.get(base + "/metrics").text
+    health = [
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("fournil_api_requests_total{")
+        and 'route="/health"' in line
+        and 'status="200"' in line
+    ]
+    assert health == [40.0], text[:2000]
+    workers = [line for line in text.splitlines() if line.startswith("fournil_api_worker_up{")]
+    assert len(workers) == 2 and all('pid="' in w for w in workers), workers
+    assert "fournil_warehouse_up 1.0" in text
 
 
 def test_schemathesis_finds_no_server_error_nor_schema_violation(api: Api) -> None:

@@ -5,31 +5,33 @@ which refer to dependencies built inside `create_app`.)
 """
 
 import datetime as dt
-import hashlib
-import json
 import logging
 import threading
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Annotated, Any
 
-import numpy as np
+import orjson
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fournil.api import telemetry
-from fournil.api.inputs import Catalogue, InputError, Row, raw_inputs
-from fournil.api.keys import KeyInfo, verify_key
+from fournil.api.batching import Batcher
+from fournil.api.inputs import InputError, Row, check_rows
+from fournil.api.keys import KeyCache, KeyInfo
+from fournil.api.predicting import Answer, Job, Predictor
 from fournil.api.serving import ModelHolder, Served
+from fournil.api.tables import PageQuery, ServingTables, Snapshot, forecasts_from_warehouse
 from fournil.db import make_engine
-from fournil.db.schema import forecasts, model_decisions
+from fournil.db.schema import model_decisions
 from fournil.settings import Settings, get_settings
 
 log = logging.getLogger("fournil.api")
@@ -101,6 +103,16 @@ class Forecast(BaseModel):
     yhat_upper: float | None
     model_name: str
     model_version: str
+
+
+class ForecastQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    store_id: int = Field(ge=1, le=2_147_483_647)
+    product_id: int | None = Field(None, ge=1, le=2_147_483_647, description="default: all")
+    start: dt.date | None = Field(None, description="first target date (default: the first)")
+    end: dt.date | None = Field(None, description="last target date (default: the last)")
+    page: int = Field(1, ge=1, le=100_000)
+    page_size: int = Field(100, ge=1, le=1000)
 
 
 class ForecastPage(BaseModel):
@@ -187,13 +199,85 @@ class RateLimiter:
             return (1 - tokens) / self.rate
 
 
+def _json(body: Any) -> Response:
+    """A JSON response serialised by orjson, without FastAPI's re-validation of the body (the
+    handlers build it from typed data; schemathesis checks it against the documented schema)."""
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+class Edge:
+    """Pure ASGI middleware (Starlette's BaseHTTPMiddleware costs a task and a stream per
+    request): the body size limit, request metrics, and a structured 503 for anything unhandled."""
+
+    def __init__(self, app: ASGIApp, max_body: int) -> None:
+        self.app, self.max_body = app, max_body
+
+    async def _reply(self, send: Send, status: int, code: str, message: str) -> None:
+        body = orjson.dumps({"error": {"code": code, "message": message}})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 0
+        too_large = f"request body over {self.max_body} bytes"
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_body:
+                await self._reply(send, 413, "too_large", too_large)
+                self._measure(scope, 413, start)
+                return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body:  # a chunked body without a length
+                raise StarletteHTTPException(413, too_large)
+            return message
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, limited, sending)
+        except Exception:
+            log.exception("unhandled error on %s", scope.get("path"))
+            if not status:
+                status = 503
+                await self._reply(send, 503, "internal", "could not answer, retry later")
+        self._measure(scope, status, start)
+
+    @staticmethod
+    def _measure(scope: Scope, status: int, start: float) -> None:
+        route = getattr(scope.get("route"), "path", "unmatched")
+        telemetry.REQUESTS.labels(route, scope["method"], str(status)).inc()
+        telemetry.LATENCY.labels(route).observe(time.perf_counter() - start)
+
+
 def create_app(
     settings: Settings | None = None, engine: Engine | None = None, poll: bool = True
 ) -> FastAPI:
     settings = settings or get_settings()
     engine = engine or make_engine(settings.warehouse_url, pool_pre_ping=True)
     holder = ModelHolder(settings)
-    catalogue = Catalogue(engine)
+    tables = ServingTables(engine, settings)
+    key_cache = KeyCache(engine, settings.api_key_cache_seconds)
     limiter = RateLimiter(settings.api_rate_per_minute)
     state: dict[str, Any] = {}
 
@@ -202,17 +286,42 @@ def create_app(
         with suppress(ValueError):
             telemetry.MODEL_VERSION.labels(arm).set(float(served.version))
 
+    def on_build(snapshot: Snapshot) -> None:
+        telemetry.TABLE_BUILD.set(snapshot.built_seconds)
+        telemetry.TABLE_ROWS.labels("history_series").set(len(snapshot.series_index))
+        telemetry.TABLE_ROWS.labels("forecasts").set(
+            len(snapshot.forecasts.columns.get("yhat", ()))
+        )
+
     holder.on_load.append(on_load)
+    tables.on_build.append(on_build)
+
+    def batch_done(requests: int, rows: int) -> None:
+        telemetry.BATCH_ROWS.observe(rows)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        holder.refresh()  # the champion is loaded before the first request is accepted
+        # the champion and the serving tables are loaded before the first request is accepted
+        await run_in_threadpool(holder.refresh)
+        await run_in_threadpool(tables.refresh)
         telemetry.FALLBACK_IN_USE.set(1 if holder.champion is None else 0)
+        telemetry.WORKER.set(1)
         if poll:
             holder.start_polling()
+            tables.start_polling()
         state["log"] = telemetry.PredictionLog(engine)
+        batcher = Batcher(
+            Predictor(engine, holder, state["log"]),
+            size=lambda job: len(job.rows),
+            max_items=settings.api_max_rows,
+            on_batch=batch_done,
+        )
+        batcher.start()
+        state["batcher"] = batcher
         yield
+        await batcher.stop()
         holder.stop()
+        tables.stop()
         state["log"].close()
 
     app = FastAPI(
@@ -222,7 +331,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.holder = holder
+    app.state.tables = tables
     app.state.engine = engine
+    app.add_middleware(Edge, max_body=settings.api_max_body_bytes)
 
     # --- errors: always structured, never a bare 500 -------------------------------------
     @app.exception_handler(ApiError)
@@ -237,7 +348,8 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, "http_error", str(exc.detail))
+        code = {413: "too_large", 404: "not_found", 405: "method_not_allowed"}
+        return _error(exc.status_code, code.get(exc.status_code, "http_error"), str(exc.detail))
 
     @app.exception_handler(SQLAlchemyError)
     async def db_error(request: Request, exc: SQLAlchemyError) -> JSONResponse:
@@ -249,31 +361,20 @@ def create_app(
             headers={"Retry-After": "5"},
         )
 
-    @app.middleware("http")
-    async def measure(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > settings.api_max_body_bytes:
-            return _error(
-                413, "too_large", f"request body over {settings.api_max_body_bytes} bytes"
+    def serving_tables() -> Snapshot:
+        snapshot = tables.snapshot
+        if not snapshot.fingerprint:  # never loaded: the warehouse was down since start-up
+            raise ApiError(
+                503,
+                "warehouse_unavailable",
+                "the serving tables are not loaded yet, retry later",
+                headers={"Retry-After": "5"},
             )
-        start = time.perf_counter()
-        route = request.url.path
-        try:
-            response = await call_next(request)
-        except Exception:
-            log.exception("unhandled error on %s", route)
-            response = _error(503, "internal", "the service could not answer, retry later")
-        matched = request.scope.get("route")
-        route = getattr(matched, "path", "unmatched")
-        telemetry.REQUESTS.labels(route, request.method, str(response.status_code)).inc()
-        telemetry.LATENCY.labels(route).observe(time.perf_counter() - start)
-        return response
+        return snapshot
 
     # --- auth ----------------------------------------------------------------------------
-    def auth(scope: str) -> Callable[..., KeyInfo]:
-        def check(
+    def auth(scope: str) -> Callable[..., Any]:
+        async def check(
             x_api_key: Annotated[
                 str | None, Header(description="API key: fk_<id>_<secret>")
             ] = None,
@@ -285,7 +386,9 @@ def create_app(
                     "missing X-API-Key header",
                     headers={"WWW-Authenticate": "ApiKey"},
                 )
-            key = verify_key(engine, x_api_key)
+            hit, key = key_cache.cached(x_api_key)
+            if not hit:
+                key = await run_in_threadpool(key_cache.verify, x_api_key)
             if key is None:
                 raise ApiError(
                     401,
@@ -309,19 +412,25 @@ def create_app(
 
     # --- routes --------------------------------------------------------------------------
     @app.get("/health", tags=["ops"])
-    def health() -> dict[str, str]:
+    async def health() -> dict[str, str]:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
     @app.get("/ready", tags=["ops"], responses={503: {"description": "warehouse unreachable"}})
     def ready() -> JSONResponse:
-        """Readiness: warehouse reachable, a model loaded; 'degraded' on the fallback."""
+        """Readiness: warehouse reachable, serving tables and a model loaded; 'degraded' on the
+        fallback model."""
         try:
             with engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
         except SQLAlchemyError as exc:
             return JSONResponse(
                 {"status": "unavailable", "reason": f"warehouse: {type(exc).__name__}"},
+                status_code=503,
+            )
+        if not tables.snapshot.fingerprint:
+            return JSONResponse(
+                {"status": "unavailable", "reason": f"serving tables not loaded: {tables.error}"},
                 status_code=503,
             )
         reason = holder.degraded_reason
@@ -331,6 +440,7 @@ def create_app(
             "reason": reason,
             "champion": holder.champion.version if holder.champion else None,
             "challenger": holder.challenger.version if holder.challenger else None,
+            "last_sales_day": str(tables.snapshot.last_day) if tables.snapshot.last_day else None,
         }
         return JSONResponse(body)
 
@@ -345,50 +455,25 @@ def create_app(
         tags=["forecasts"],
         responses=_errors(*DATA_ERRORS),
     )
-    def get_forecasts(
+    async def get_forecasts(
         key: Annotated[KeyInfo, Depends(auth("forecasts:read"))],
-        store_id: Annotated[int, Query(ge=1, le=2_147_483_647)],
-        product_id: Annotated[int | None, Query(ge=1, le=2_147_483_647)] = None,
-        start: dt.date | None = None,
-        end: dt.date | None = None,
-        page: Annotated[int, Query(ge=1, le=100_000)] = 1,
-        page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
-    ) -> ForecastPage:
+        params: Annotated[ForecastQuery, Query()],
+    ) -> Response:
         """Batch forecasts of a store (optionally one product) between two target dates: for
-        each day, the newest forecast."""
-        if start and end and start > end:
+        each day, the newest forecast. Recent and upcoming days are served from memory."""
+        q = PageQuery(**params.model_dump())
+        if q.start and q.end and q.start > q.end:
             raise ApiError(422, "invalid_input", "start must not be after end", "start")
-        known = catalogue.fresh()
-        if store_id not in known.stores:
-            raise ApiError(404, "not_found", f"unknown store {store_id}", "store_id")
-        if product_id is not None and product_id not in known.products:
-            raise ApiError(404, "not_found", f"unknown product {product_id}", "product_id")
-        conditions = [forecasts.c.store_id == store_id]
-        if product_id is not None:
-            conditions.append(forecasts.c.product_id == product_id)
-        if start:
-            conditions.append(forecasts.c.target_date >= start)
-        if end:
-            conditions.append(forecasts.c.target_date <= end)
-        rank = func.row_number().over(
-            partition_by=[forecasts.c.store_id, forecasts.c.product_id, forecasts.c.target_date],
-            order_by=[forecasts.c.forecast_date.desc(), forecasts.c.created_at.desc()],
-        )
-        ranked = select(forecasts, rank.label("rank")).where(*conditions).subquery()
-        newest = select(ranked).where(ranked.c.rank == 1)
-        with engine.connect() as conn:
-            total = conn.execute(select(func.count()).select_from(newest.subquery())).scalar_one()
-            rows = (
-                conn.execute(
-                    newest.order_by(ranked.c.product_id, ranked.c.target_date)
-                    .limit(page_size)
-                    .offset((page - 1) * page_size)
-                )
-                .mappings()
-                .all()
-            )
-        items = [Forecast.model_validate(dict(r)) for r in rows]
-        return ForecastPage(items=items, total=total, page=page, page_size=page_size)
+        known = serving_tables()
+        if q.store_id not in known.stores:
+            raise ApiError(404, "not_found", f"unknown store {q.store_id}", "store_id")
+        if q.product_id is not None and q.product_id not in known.products:
+            raise ApiError(404, "not_found", f"unknown product {q.product_id}", "product_id")
+        if known.forecasts.covers(q.start):
+            items, total = known.forecasts.page(q)
+        else:
+            items, total = await run_in_threadpool(forecasts_from_warehouse, engine, q)
+        return _json({"items": items, "total": total, "page": q.page, "page_size": q.page_size})
 
     @app.post(
         "/v1/predict",
@@ -396,21 +481,24 @@ def create_app(
         tags=["predict"],
         responses=_errors(400, *DATA_ERRORS),
     )
-    def predict(
+    async def predict(
         body: PredictRequest, key: Annotated[KeyInfo, Depends(auth("predict"))]
-    ) -> PredictResponse:
+    ) -> Response:
         """Online predictions for (store, product, date) rows, with an optional price/promo
-        plan; features from the warehouse history with the shared feature code."""
+        plan; features from the warehouse history with the shared feature code. Concurrent
+        requests are batched into one model call."""
         if len(body.rows) > settings.api_max_rows:
             raise ApiError(
                 422, "invalid_input", f"at most {settings.api_max_rows} rows per request", "rows"
             )
+        snapshot = serving_tables()
         rows = [
             Row(r.store_id, r.product_id, r.date, r.price, r.promo, r.siblings_on_promo)
             for r in body.rows
         ]
         try:
-            raw = raw_inputs(engine, catalogue, rows)
+            origins = check_rows(snapshot, rows)
+            answer = await state["batcher"].submit(Job(rows, origins, key.key_id, snapshot))
         except InputError as exc:
             raise ApiError(
                 exc.status,
@@ -418,49 +506,8 @@ def create_app(
                 exc.message,
                 exc.field,
             ) from None
-        arms = [holder.arm_for(key.key_id, r.store_id) for r in rows]
-        predicted, used, fell_back = holder.predict(raw, arms)
-        request_id = str(uuid.uuid4())
-        out, log_rows = [], []
-        for i, row in enumerate(rows):
-            served = used[i]
-            arm = arms[i] if served.name == settings.model_name else "fallback"
-            yhat = float(predicted["yhat"].iloc[i])
-            lower, upper = predicted["yhat_lower"].iloc[i], predicted["yhat_upper"].iloc[i]
-            out.append(
-                Prediction(
-                    store_id=row.store_id,
-                    product_id=row.product_id,
-                    date=row.date,
-                    yhat=yhat,
-                    yhat_lower=None if np.isnan(lower) else float(lower),
-                    yhat_upper=None if np.isnan(upper) else float(upper),
-                    model_name=served.name,
-                    model_version=served.version,
-                    arm=arm,
-                )
-            )
-            telemetry.PREDICTIONS.labels(served.name, served.version, arm).inc()
-            telemetry.PREDICTION_VALUE.observe(yhat)
-            inputs = json.dumps(raw.iloc[i].to_dict(), sort_keys=True, default=str)
-            log_rows.append(
-                {
-                    "request_id": request_id,
-                    "key_id": key.key_id,
-                    "model_name": served.name,
-                    "model_version": served.version,
-                    "arm": arm,
-                    "store_id": row.store_id,
-                    "product_id": row.product_id,
-                    "target_date": row.date,
-                    "inputs_hash": hashlib.sha256(inputs.encode()).hexdigest(),
-                    "yhat": yhat,
-                }
-            )
-        if fell_back:
-            telemetry.FALLBACKS.inc(fell_back)
-        state["log"].add(log_rows)
-        return PredictResponse(request_id=request_id, predictions=out)
+        assert isinstance(answer, Answer)
+        return _json({"request_id": answer.request_id, "predictions": answer.predictions})
 
     @app.get(
         "/v1/models/current",

@@ -7,8 +7,10 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+import threading
 from dataclasses import dataclass
 
+from cachetools import TTLCache
 from sqlalchemy import Engine, insert, select, update
 
 from fournil.db.schema import api_keys
@@ -68,12 +70,15 @@ def list_keys(engine: Engine) -> list[dict[str, object]]:
         return [dict(r) for r in rows]
 
 
-def verify_key(engine: Engine, presented: str) -> KeyInfo | None:
-    """The key's identity if `presented` is a valid, unrevoked key."""
+def _parse(presented: str) -> tuple[str, str] | None:
     parts = presented.split("_", 2)
-    if len(parts) != 3 or parts[0] != "fk":
+    if len(parts) != 3 or parts[0] != "fk" or not parts[1] or not parts[2]:
         return None
-    _, key_id, secret = parts
+    return parts[1], parts[2]
+
+
+def _active(engine: Engine, key_id: str) -> tuple[str, KeyInfo] | None:
+    """(stored hash, identity) of an unrevoked key."""
     with engine.connect() as conn:
         row = (
             conn.execute(
@@ -82,6 +87,61 @@ def verify_key(engine: Engine, presented: str) -> KeyInfo | None:
             .mappings()
             .first()
         )
-    if row is None or not hmac.compare_digest(str(row["key_hash"]), _digest(secret)):
+    if row is None:
         return None
-    return KeyInfo(key_id=key_id, name=str(row["name"]), scopes=frozenset(row["scopes"]))
+    info = KeyInfo(key_id=key_id, name=str(row["name"]), scopes=frozenset(row["scopes"]))
+    return str(row["key_hash"]), info
+
+
+def _check(stored: tuple[str, KeyInfo] | None, secret: str) -> KeyInfo | None:
+    if stored is None or not hmac.compare_digest(stored[0], _digest(secret)):
+        return None
+    return stored[1]
+
+
+def verify_key(engine: Engine, presented: str) -> KeyInfo | None:
+    """The key's identity if `presented` is a valid, unrevoked key."""
+    parsed = _parse(presented)
+    if parsed is None:
+        return None
+    return _check(_active(engine, parsed[0]), parsed[1])
+
+
+class KeyCache:
+    """`verify_key` with the warehouse lookup cached per key id for `ttl` seconds (also when
+    the id is unknown, so a flood of bogus keys costs one query per id and TTL). A revocation
+    takes effect within `ttl`. The secret is checked against the stored hash on every call."""
+
+    def __init__(self, engine: Engine, ttl: float, maxsize: int = 100_000) -> None:
+        self.engine = engine
+        self.cache: TTLCache[str, tuple[str, KeyInfo] | None] | None = (
+            TTLCache(maxsize=maxsize, ttl=ttl) if ttl > 0 else None
+        )
+        self.lock = threading.Lock()
+
+    def cached(self, presented: str) -> tuple[bool, KeyInfo | None]:
+        """(found in cache, identity): no I/O, safe on the event loop."""
+        parsed = _parse(presented)
+        if parsed is None:
+            return True, None
+        if self.cache is None:
+            return False, None
+        with self.lock:
+            try:
+                stored = self.cache[parsed[0]]
+            except KeyError:
+                return False, None
+        return True, _check(stored, parsed[1])
+
+    def verify(self, presented: str) -> KeyInfo | None:
+        """Reads the warehouse (blocking) for a key id not in the cache."""
+        hit, info = self.cached(presented)
+        if hit:
+            return info
+        parsed = _parse(presented)
+        assert parsed is not None
+        stored = _active(self.engine, parsed[0])
+        if self.cache is not None:
+            with self.lock:
+                self.cache[parsed[0]] = stored
+        return _check(stored, parsed[1])

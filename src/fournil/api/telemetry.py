@@ -54,6 +54,25 @@ PREDICTION_VALUE = Histogram(
     "Distribution of predicted units",
     buckets=(0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
 )
+WORKER = Gauge(
+    "fournil_api_worker_up", "1 per live API worker process", multiprocess_mode="liveall"
+)
+TABLE_BUILD = Gauge(
+    "fournil_api_serving_tables_build_seconds",
+    "Time of the last rebuild of the in-memory serving tables",
+    multiprocess_mode="max",
+)
+TABLE_ROWS = Gauge(
+    "fournil_api_serving_table_rows",
+    "Rows held by an in-memory serving table",
+    ["table"],
+    multiprocess_mode="max",
+)
+BATCH_ROWS = Histogram(
+    "fournil_api_predict_batch_rows",
+    "Rows per model call (concurrent /v1/predict requests are batched)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)
 LOG_DROPPED = Counter("fournil_api_prediction_log_dropped_total", "Log rows dropped (queue full)")
 
 

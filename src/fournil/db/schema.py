@@ -160,6 +160,8 @@ Index(
     forecasts.c.target_date,
 )
 Index("ix_forecasts_target_date", forecasts.c.target_date)
+# The API checks max(created_at) to know when to rebuild its in-memory forecast table.
+Index("ix_forecasts_created_at", forecasts.c.created_at)
 
 model_decisions = Table(
     "model_decisions",
