@@ -1,4 +1,5 @@
-"""The baseline for the API benchmark: a bare FastAPI route returning a constant."""
+"""The baselines for the API benchmark: bare FastAPI routes returning a constant, in FastAPI's
+two flavours (a `def` route runs in the thread pool, an `async def` route on the event loop)."""
 
 from fastapi import FastAPI
 
@@ -7,4 +8,9 @@ app = FastAPI()
 
 @app.get("/constant")
 def constant() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.get("/constant-async")
+async def constant_async() -> dict[str, str]:
     return {"status": "ok"}
