@@ -54,3 +54,53 @@ db-upgrade: install ## Create or migrate the warehouse that DATABASE_URL names
 .PHONY: clean
 clean: ## Remove the local state (.fournil) and caches
 	rm -rf .fournil .pytest_cache .mypy_cache .ruff_cache
+
+# --- the compose stack (a VM with Docker) -------------------------------------------------------
+COMPOSE ?= docker compose
+APP_SERVICES := worker api mlflow prefect-server superset grafana jupyterlab
+
+.PHONY: init-env
+init-env: ## Write .env with random secrets (DOMAIN=example.org to set FOURNIL_DOMAIN)
+	$(PYTHON) compose/init_env.py $(if $(DOMAIN),--domain $(DOMAIN))
+
+.PHONY: up
+up: ## Build the images and start the stack (docker compose up -d)
+	@test -f .env || { echo ".env missing: run make init-env first"; exit 1; }
+	@! grep -qE '^[A-Z_]+=change-me$$' .env || { echo ".env still has change-me secrets: make init-env"; exit 1; }
+	$(COMPOSE) up -d --build --remove-orphans
+	$(COMPOSE) ps
+
+.PHONY: down
+down: ## Stop the stack (volumes are kept)
+	$(COMPOSE) down
+
+.PHONY: logs
+logs: ## Follow the stack's logs (SERVICE=api for one service)
+	$(COMPOSE) logs -f --tail=200 $(SERVICE)
+
+.PHONY: backup
+backup: ## Back up every database and the MLflow artifacts now (volume `backups`)
+	$(COMPOSE) exec backup /opt/backup/backup.sh
+
+.PHONY: restore
+restore: ## Restore a backup in place: make restore BACKUP=20261123T020000Z
+	@test -n "$(BACKUP)" || { echo "usage: make restore BACKUP=<folder in the backups volume>"; \
+		$(COMPOSE) exec backup ls /backups; exit 1; }
+	$(COMPOSE) stop $(APP_SERVICES)
+	$(COMPOSE) exec backup /opt/backup/restore.sh /backups/$(BACKUP)
+	$(COMPOSE) up -d
+
+.PHONY: stack-test
+stack-test: install ## Run the compose services natively from docker-compose.yml, end to end
+	$(RUN) pytest tests/e2e $(PYTEST_ARGS)
+
+.PHONY: compose-check
+compose-check: install ## Validate the compose file, Dockerfiles, proxy and Prometheus configs
+	$(RUN) check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+	$(RUN) hadolint services/*/Dockerfile
+	@if command -v caddy >/dev/null; then \
+		FOURNIL_DOMAIN=example.org PROXY_USER=u PROXY_PASSWORD_HASH="$$(caddy hash-password --plaintext x)" \
+		caddy validate --config compose/proxy/Caddyfile --adapter caddyfile; \
+	else echo "caddy not installed: Caddyfile not validated (apt-get install caddy)"; fi
+	promtool check config compose/prometheus/prometheus.yml
+	promtool check rules compose/prometheus/rules/*.yml

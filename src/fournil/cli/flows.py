@@ -82,10 +82,21 @@ def run(
 
 def worker(
     pool: str = typer.Option(None, help="Work pool (default: FOURNIL_WORK_POOL)."),
+    deploy_first: bool = typer.Option(
+        False, "--deploy", help="Register the deployments first (what the compose worker does)."
+    ),
+    healthcheck: bool = typer.Option(
+        False,
+        "--healthcheck",
+        help="Serve GET /health on PREFECT_WORKER_WEBSERVER_PORT (default 8080) for probes.",
+    ),
 ) -> None:
     """Start a Prefect process worker on the work pool (runs the deployments' flow runs)."""
     from fournil.settings import get_settings
 
+    if deploy_first:
+        deploy()
     pool = pool or get_settings().work_pool
     command = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool]
-    os.execv(sys.executable, [*command, "--type", "process"])
+    command += ["--type", "process", *(["--with-healthcheck"] if healthcheck else [])]
+    os.execv(sys.executable, command)

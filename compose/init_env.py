@@ -1,0 +1,51 @@
+"""Write .env from .env.example with a fresh random value for every `change-me` secret.
+
+Usage: python3 compose/init_env.py [--domain DOMAIN] [--force]
+Standard library only: it runs on a VM that has nothing but Docker and Python 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import sys
+from pathlib import Path
+
+PLACEHOLDER = "change-me"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def render(example: str, domain: str | None) -> str:
+    lines = []
+    for line in example.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not line.lstrip().startswith("#"):
+            if value == PLACEHOLDER:
+                value = secrets.token_urlsafe(32)  # URL-safe: fits in connection URLs as is
+            elif key == "FOURNIL_MODE":
+                value = "production"
+            elif key == "FOURNIL_DOMAIN" and domain:
+                value = domain
+            line = f"{key}={value}"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--domain", help="public domain of the VM (FOURNIL_DOMAIN)")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing .env")
+    parser.add_argument("--output", type=Path, default=ROOT / ".env")
+    args = parser.parse_args(argv)
+    if args.output.exists() and not args.force:
+        print(f"{args.output} exists: keep it, or pass --force to replace it", file=sys.stderr)
+        return 1
+    text = render((ROOT / ".env.example").read_text(encoding="utf-8"), args.domain)
+    args.output.write_text(text, encoding="utf-8")
+    args.output.chmod(0o600)
+    print(f"wrote {args.output} (mode 600) with new random secrets")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

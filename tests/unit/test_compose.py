@@ -1,0 +1,142 @@
+"""The compose stack's conventions, checked on the file itself (no Docker engine here)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from fournil.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+RAW = "\n".join(  # the file without its comment lines
+    line
+    for line in (ROOT / "docker-compose.yml").read_text(encoding="utf-8").splitlines()
+    if not line.lstrip().startswith("#")
+)
+# ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?message}, ${VAR?message}; not $${...} (escaped)
+VARIABLE = re.compile(r"(?<!\$)\$\{([A-Z0-9_]+)(?:(:?[-?])([^}]*))?\}")
+SECRET = re.compile(r"PASSWORD|SECRET|TOKEN|_KEY$")
+CORE = {"db", "migrate", "mlflow", "prefect-server", "worker", "api", "proxy", "backup"}
+
+
+def one_shot(name: str) -> bool:
+    return SERVICES[name].get("restart") == "no"
+
+
+def test_every_long_running_service_has_a_healthcheck_and_a_restart_policy() -> None:
+    for name, service in SERVICES.items():
+        assert "restart" in service, name
+        if one_shot(name):
+            continue
+        check = service.get("healthcheck")
+        assert check and check.get("test") and not check.get("disable"), name
+
+
+def test_one_shot_jobs_gate_the_services_that_need_them() -> None:
+    jobs = [name for name in SERVICES if one_shot(name)]
+    assert set(jobs) == {"migrate", "superset-init"}
+    for job in jobs:
+        waiting = [
+            name
+            for name, service in SERVICES.items()
+            if service.get("depends_on", {}).get(job, {}).get("condition")
+            == "service_completed_successfully"
+        ]
+        assert waiting, f"nothing waits for {job} to complete"
+
+
+def test_dependencies_wait_for_health_or_completion() -> None:
+    for name, service in SERVICES.items():
+        depends = service.get("depends_on", {})
+        assert isinstance(depends, dict), f"{name}: use the long form with a condition"
+        for target, spec in depends.items():
+            expected = "service_completed_successfully" if one_shot(target) else "service_healthy"
+            assert spec.get("condition") == expected, (name, target)
+
+
+def test_images_are_pinned_and_only_the_proxy_publishes_ports() -> None:
+    for name, service in SERVICES.items():
+        image = service["image"]
+        repository, _, tag = image.rpartition(":")
+        assert repository and tag and tag != "latest", (name, image)
+        assert re.search(r"\d", tag) or "${FOURNIL_VERSION" in tag, (name, image)
+        assert "container_name" not in service, name
+        assert ("ports" in service) == (name == "proxy"), name
+        assert "mem_limit" in service, name
+
+
+def test_profiles_leave_the_core_without_bi_ci_or_notebooks() -> None:
+    core = {name for name, service in SERVICES.items() if not service.get("profiles")}
+    assert core == CORE
+    assert SERVICES["superset"]["profiles"] == ["bi"]
+    assert SERVICES["jenkins"]["profiles"] == ["ci"]
+    assert SERVICES["jupyterlab"]["profiles"] == ["notebook"]
+
+
+def test_every_variable_is_documented_and_no_secret_has_a_default() -> None:
+    example = (ROOT / ".env.example").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^#?\s*([A-Z0-9_]+)=", example, flags=re.MULTILINE))
+    used = VARIABLE.findall(RAW)
+    assert used
+    for name, operator, _ in used:
+        assert name in documented, f"{name} is not in .env.example"
+        if SECRET.search(name):
+            assert operator in (":?", "?"), f"{name} must be ${{{name}:?...}}: no default"
+            assert re.search(rf"^{name}=change-me$", example, flags=re.MULTILINE), (
+                f"{name} must be a change-me placeholder in .env.example (make init-env)"
+            )
+
+
+def test_bind_mounts_exist_in_the_repository() -> None:
+    for name, service in SERVICES.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), (name, source)
+            else:
+                assert source in COMPOSE["volumes"], (name, source)
+
+
+@pytest.mark.parametrize(
+    "service", sorted(n for n, s in SERVICES.items() if (s.get("command") or [""])[0] == "fournil")
+)
+def test_fournil_commands_exist(service: str) -> None:
+    """A compose service's command is a command of the CLI you can run on the host."""
+    command = SERVICES[service]["command"]
+    if isinstance(command, str):
+        command = shlex.split(command)
+    done = CliRunner().invoke(app, [*command[1:], "--help"])
+    assert done.exit_code == 0, done.output
+
+
+def test_init_env_replaces_every_placeholder_with_a_distinct_secret(tmp_path: Path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("init_env", ROOT / "compose" / "init_env.py")
+    assert spec and spec.loader
+    init_env = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(init_env)
+    out = tmp_path / ".env"
+    assert init_env.main(["--output", str(out), "--domain", "bakery.example.org"]) == 0
+    values = dict(
+        line.split("=", 1)
+        for line in out.read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    placeholders = [k for k, v in values.items() if v == "change-me"]
+    assert placeholders == []
+    secrets = [v for k, v in values.items() if SECRET.search(k)]
+    assert len(secrets) >= 10 and len(set(secrets)) == len(secrets)
+    assert all(len(s) >= 40 for s in secrets)
+    assert values["FOURNIL_DOMAIN"] == "bakery.example.org"
+    assert values["FOURNIL_MODE"] == "production"
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert init_env.main(["--output", str(out)]) == 1  # never overwrites silently
