@@ -33,7 +33,7 @@ from fournil.data.generator import GeneratorConfig, generate
 from fournil.db import make_engine
 from fournil.orchestration import DEPLOYMENTS
 from tests import conftest
-from tests.e2e.native import Native
+from tests.e2e.native import Native, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 END = dt.date(2026, 6, 30)
@@ -166,7 +166,9 @@ def test_the_compose_stack_runs_the_pipeline_end_to_end(stack: Native) -> None:
     # migrate (one-shot), then the long-running services in dependency order
     migrated = stack.run("migrate")
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
-    for group in (("mlflow", "prefect-server"), ("worker", "api", "prometheus")):
+    https_port = free_port()
+    stack.extra_env.update(PROXY_HTTP_PORT=str(free_port()), PROXY_HTTPS_PORT=str(https_port))
+    for group in (("mlflow", "prefect-server"), ("worker", "api", "prometheus", "proxy")):
         started = {name: stack.start(name) for name in group}
         procs.extend(started.values())
         for name, proc in started.items():
@@ -226,6 +228,37 @@ def test_the_compose_stack_runs_the_pipeline_end_to_end(stack: Native) -> None:
         time.sleep(3)
     up = httpx.get(stack.url("prometheus", "/api/v1/query"), params={"query": "up"}).json()
     assert {r["metric"]["job"]: r["value"][1] for r in up["data"]["result"]}["fournil-api"] == "1"
+
+    # the proxy: TLS from its own CA for *.localhost, basic auth in front of the UIs only
+    ca = stack.workdir / "home/proxy/.local/share/caddy/pki/authorities/local/root.crt"
+
+    def through_proxy(host: str, path: str, *args: str) -> str:
+        """HTTP status of https://<host>.localhost<path> through the proxy, TLS verified."""
+        name = f"{host}.localhost"
+        curl = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", str(ca)]
+        done = subprocess.run(
+            [
+                *curl,
+                "--resolve",
+                f"{name}:{https_port}:127.0.0.1",
+                *args,
+                f"https://{name}:{https_port}{path}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr + stack.log("proxy")
+        return done.stdout
+
+    assert through_proxy("api", "/health") == "200"
+    assert through_proxy("api", "/v1/forecasts?store_id=1") == "401"  # the API's own keys
+    assert through_proxy("mlflow", "/") == "401"
+    password = stack.env["PROXY_PASSWORD"]
+    assert through_proxy("mlflow", "/", "-u", f"{stack.env['PROXY_USER']}:{password}") == "200"
+    assert through_proxy("prefect", "/api/health", "-u", f"fournil:{password}x") == "401"
+    assert through_proxy("prefect", "/api/health", "-u", f"fournil:{password}") == "200"
 
     # backup with the backup service's script, restore into new databases, compare
     backup_env = {**stack.process_env("backup"), **{k: admin[k] for k in ("PGUSER", "PGPASSWORD")}}
