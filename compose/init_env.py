@@ -19,15 +19,16 @@ def render(example: str, domain: str | None) -> str:
     lines = []
     for line in example.splitlines():
         key, sep, value = line.partition("=")
-        if sep and not line.lstrip().startswith("#"):
-            if value == PLACEHOLDER:
-                value = secrets.token_urlsafe(32)  # URL-safe: fits in connection URLs as is
-            elif key == "FOURNIL_MODE":
-                value = "production"
-            elif key == "FOURNIL_DOMAIN" and domain:
-                value = domain
-            line = f"{key}={value}"
-        lines.append(line)
+        if not sep or line.lstrip().startswith("#"):
+            lines.append(line)
+            continue
+        if value == PLACEHOLDER:
+            value = secrets.token_urlsafe(32)  # URL-safe: fits in connection URLs as is
+        elif key == "FOURNIL_MODE":
+            value = "production"
+        elif key == "FOURNIL_DOMAIN" and domain:
+            value = domain
+        lines.append(f"{key}={value}")
     return "\n".join(lines) + "\n"
 
 

@@ -69,6 +69,11 @@ class PipelineCollector(Collector):
             "Metrics of the last successful run (e.g. train_rmse, val_rmse)",
             labels=["flow", "name"],
         )
+        last_success = GaugeMetricFamily(
+            "fournil_pipeline_last_success_timestamp_seconds",
+            "End of the last successful run (alerts: a flow that stopped succeeding)",
+            labels=["flow"],
+        )
         failures = GaugeMetricFamily(
             "fournil_pipeline_failed_runs", "Failed runs recorded, all time", labels=["flow"]
         )
@@ -112,12 +117,16 @@ class PipelineCollector(Collector):
                 .subquery()
             )
             for ok_run in conn.execute(
-                select(pipeline_runs.c.flow, pipeline_runs.c.metrics).join(
+                select(
+                    pipeline_runs.c.flow, pipeline_runs.c.metrics, pipeline_runs.c.finished_at
+                ).join(
                     ok_latest,
                     (ok_latest.c.flow == pipeline_runs.c.flow)
                     & (ok_latest.c.at == pipeline_runs.c.started_at),
                 )
             ):
+                if ok_run.finished_at is not None:
+                    last_success.add_metric([ok_run.flow], ok_run.finished_at.timestamp())
                 for name, value in (ok_run.metrics or {}).items():
                     values.add_metric([ok_run.flow, name], float(value))
             for flow, n in conn.execute(
@@ -148,4 +157,16 @@ class PipelineCollector(Collector):
                     )
                 ):
                     psi.add_metric([row.feature], float(row.psi))
-        return [last_ts, last_ok, duration, rows, warnings, stages, values, failures, wape, psi]
+        return [
+            last_ts,
+            last_ok,
+            last_success,
+            duration,
+            rows,
+            warnings,
+            stages,
+            values,
+            failures,
+            wape,
+            psi,
+        ]

@@ -155,6 +155,10 @@ def test_run_metrics_are_recorded_and_exposed_to_prometheus(warehouse: Engine) -
     assert samples[("fournil_pipeline_last_run_rows", (("flow", "train"),))] == 1234
     assert samples[("fournil_pipeline_metric", (("flow", "train"), ("name", "val_rmse")))] == 4.25
     assert samples[("fournil_pipeline_failed_runs", (("flow", "etl"),))] == 1
+    assert samples[
+        ("fournil_pipeline_last_success_timestamp_seconds", (("flow", "train"),))
+    ] == pytest.approx(rows["train"].finished_at.timestamp())
+    assert ("fournil_pipeline_last_success_timestamp_seconds", (("flow", "etl"),)) not in samples
     assert (
         "fournil_pipeline_stage_duration_seconds",
         (("flow", "train"), ("stage", "fit")),

@@ -40,4 +40,11 @@ SELECT format('GRANT SELECT ON ALL TABLES IN SCHEMA public TO %I', :'reader')\ge
 SELECT format('ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA public GRANT SELECT ON TABLES TO %I',
               :'owner', :'reader')\gexec
 SQL
+# the Postgres exporter's role: statistics only (pg_monitor), no data
+psql_admin "" -v role="${MONITORING_DB_USER:-monitoring}" -v pw="${MONITORING_DB_PASSWORD:?}" <<'SQL'
+SELECT format('CREATE ROLE %I LOGIN', :'role')
+  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role')\gexec
+SELECT format('ALTER ROLE %I PASSWORD %L', :'role', :'pw')\gexec
+SELECT format('GRANT pg_monitor TO %I', :'role')\gexec
+SQL
 echo "fournil: databases ready"
