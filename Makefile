@@ -32,14 +32,14 @@ test-unit: install ## Run unit tests only (no database server needed)
 
 .PHONY: lint
 lint: install ## Lint, check formatting and types
-	$(RUN) ruff check src tests benchmarks flows
-	$(RUN) ruff format --check src tests benchmarks flows
+	$(RUN) ruff check src tests benchmarks flows grafana compose
+	$(RUN) ruff format --check src tests benchmarks flows grafana compose
 	$(RUN) mypy
 
 .PHONY: format
 format: install ## Format and auto-fix the code
-	$(RUN) ruff format src tests benchmarks flows
-	$(RUN) ruff check --fix src tests benchmarks flows
+	$(RUN) ruff format src tests benchmarks flows grafana compose
+	$(RUN) ruff check --fix src tests benchmarks flows grafana compose
 
 .PHONY: bench
 bench: install ## Benchmarks with ratios against named baselines (PostgreSQL)
@@ -94,6 +94,14 @@ restore: ## Restore a backup in place: make restore BACKUP=20261123T020000Z
 stack-test: install ## Run the compose services natively from docker-compose.yml, end to end
 	$(RUN) pytest tests/e2e $(PYTEST_ARGS)
 
+.PHONY: dashboards
+dashboards: install ## Regenerate the Grafana dashboards' JSON from grafana/generate.py
+	$(RUN) python grafana/generate.py
+
+.PHONY: dashboards-preview
+dashboards-preview: install ## Run the stack natively and plot every dashboard panel (build/dashboards/*.png)
+	FOURNIL_DASHBOARD_PREVIEW=build/dashboards $(RUN) pytest tests/e2e -k dashboards $(PYTEST_ARGS)
+
 .PHONY: compose-check
 compose-check: install ## Validate the compose file, Dockerfiles, proxy and Prometheus configs
 	$(RUN) check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
@@ -104,3 +112,9 @@ compose-check: install ## Validate the compose file, Dockerfiles, proxy and Prom
 	else echo "caddy not installed: Caddyfile not validated (apt-get install caddy)"; fi
 	promtool check config compose/prometheus/prometheus.yml
 	promtool check rules compose/prometheus/rules/*.yml
+	promtool test rules compose/prometheus/tests/*.yml
+	@for url in "" "https://hooks.slack.com/services/T0/B0/x"; do \
+		run=$$(mktemp -d) && ALERT_WEBHOOK_URL="$$url" ALERTMANAGER_CONFIG_DIR=compose/alertmanager \
+		ALERTMANAGER_RUN_DIR=$$run ALERTMANAGER_BIN=true sh compose/alertmanager/start.sh && \
+		amtool check-config $$run/alertmanager.yml && rm -rf $$run || exit 1; \
+	done

@@ -33,6 +33,11 @@ import yaml
 
 VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z0-9_]+)(?:(:?[-?])([^}]*))?\}")
 HEALTH_PORT = re.compile(r"127\.0\.0\.1:(\d+)")
+DEBIAN_NAMES = {
+    "node_exporter": "prometheus-node-exporter",
+    "postgres_exporter": "prometheus-postgres-exporter",
+    "alertmanager": "prometheus-alertmanager",
+}
 
 
 def free_port() -> int:
@@ -96,6 +101,8 @@ class Native:
             if source.startswith("./"):
                 host = self.workdir / "binds" / service / source[2:]
                 binds.append((self.root / source[2:], host))
+            elif source.startswith("/"):  # a host path (read-only): the same path here
+                host = Path(source)
             else:
                 host = self.workdir / "volumes" / source
                 host.mkdir(parents=True, exist_ok=True)
@@ -164,7 +171,8 @@ class Native:
             else:
                 out.append(self.translate(service, word))
         if out and out[0].startswith("/") and not Path(out[0]).exists():
-            found = shutil.which(Path(out[0]).name)  # an image's executable, by name
+            name = Path(out[0]).name  # an image's executable, by name (Debian's, if it differs)
+            found = shutil.which(DEBIAN_NAMES.get(name, name))
             assert found, f"{out[0]} is not installed here"
             self.translations.append(f"{service}: {out[0]} -> {found}")
             out[0] = found

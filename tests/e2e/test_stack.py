@@ -1,11 +1,14 @@
 """The compose stack, natively: the services' own commands from docker-compose.yml (see
-`native.py`), the whole pipeline through the Prefect server, the API, Prometheus, and a backup
+`native.py`), the whole pipeline through the Prefect server, the API behind the proxy,
+Prometheus scraping the API and the exporters, every Grafana panel's query, and a backup
 restored into new databases. `make stack-test` runs this file alone.
 
 Stand-ins for what cannot run here (no Docker engine): the test PostgreSQL server is the `db`
 service (its init script runs against it, with the database and role names suffixed so runs do
-not collide, and its superuser stands in for the image's `postgres`); Debian's `prometheus` is
-the Prometheus image. Test-only environment: EXTRA_ENV below.
+not collide, and its superuser stands in for the image's `postgres`); Debian's `prometheus`,
+`prometheus-node-exporter`, `prometheus-postgres-exporter` and `caddy` stand in for their
+images. Grafana cannot be installed: its panels' queries run against the same datasources.
+Test-only environment: EXTRA_ENV below.
 """
 
 from __future__ import annotations
@@ -22,14 +25,16 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from fournil.data.generator import GeneratorConfig, generate
+from fournil.data.generator import GeneratedData, GeneratorConfig, generate
 from fournil.db import make_engine
 from fournil.orchestration import DEPLOYMENTS
 from tests import conftest
@@ -45,6 +50,11 @@ EXTRA_ENV = {
     "PREFECT_LOGGING_LEVEL": "WARNING",
 }
 NAMED = ("WAREHOUSE_DB", "MLFLOW_DB", "PREFECT_DB", "SUPERSET_DB")
+ROLES = (*(f"{n}_USER" for n in NAMED), "WAREHOUSE_READER_USER", "MONITORING_DB_USER")
+SERVICES = (
+    ("mlflow", "prefect-server"),
+    ("worker", "api", "prometheus", "node-exporter", "postgres-exporter", "proxy"),
+)
 
 
 def dotenv(suffix: str) -> dict[str, str]:
@@ -54,7 +64,7 @@ def dotenv(suffix: str) -> dict[str, str]:
         key, sep, value = line.partition("=")
         if sep and not line.startswith("#"):
             env[key] = secrets.token_hex(16) if value == "change-me" else value
-    for key in (*NAMED, *(f"{n}_USER" for n in NAMED), "WAREHOUSE_READER_USER"):
+    for key in (*NAMED, *ROLES):
         env[key] = f"fs_{key.lower()}_{suffix}"
     env["FOURNIL_DOMAIN"] = "localhost"
     return env
@@ -68,26 +78,6 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-
-
-def run_deployment(stack: Native, name: str, **parameters: str) -> str:
-    """Trigger a deployment on the Prefect server and wait for its final state."""
-    code = (
-        "import json, sys\n"
-        "from prefect.deployments import run_deployment\n"
-        "run = run_deployment(sys.argv[1], parameters=json.loads(sys.argv[2]), timeout=900)\n"
-        "print(run.state.type.value)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code, name, json.dumps(parameters)],
-        env={**stack.process_env("worker"), **EXTRA_ENV},
-        capture_output=True,
-        text=True,
-        timeout=960,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout.strip().splitlines()[-1]
 
 
 def table_fingerprints(url: str) -> dict[str, tuple[int, str]]:
@@ -110,86 +100,95 @@ def table_fingerprints(url: str) -> dict[str, tuple[int, str]]:
     return out
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Native]:
-    if shutil.which("prometheus") is None:
-        pytest.fail("the stack test needs Prometheus: apt-get install prometheus")
-    server = make_url(conftest.test_server_url())
-    suffix = uuid.uuid4().hex[:6]
-    env = dotenv(suffix)
-    native = Native(
-        root=ROOT,
-        workdir=tmp_path,
-        env=env,
-        db_host=server.host or "127.0.0.1",
-        db_port=server.port or 5432,
-        extra_env=EXTRA_ENV,
-    )
-    admin = {
-        "PGHOST": native.db_host,
-        "PGPORT": str(native.db_port),
-        "PGUSER": server.username or "postgres",
-        "PGPASSWORD": server.password or "",
-        "POSTGRES_USER": server.username or "postgres",
-    }
-    native.admin = admin  # type: ignore[attr-defined]
-    procs: list[subprocess.Popen[bytes]] = []
-    native.procs = procs  # type: ignore[attr-defined]
-    try:
-        yield native
-    finally:
-        for proc in reversed(procs):
-            stop(proc)
-        engine = conftest._admin_engine()
-        with engine.connect() as conn:
-            for key in NAMED:
-                for db in (env[key], f"{env[key]}_restored"):
-                    conn.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
-            for key in (*(f"{n}_USER" for n in NAMED), "WAREHOUSE_READER_USER"):
-                conn.execute(text(f'DROP ROLE IF EXISTS "{env[key]}"'))
-        engine.dispose()
-        print("\n".join(native.translations))
+@dataclass
+class Running:
+    stack: Native
+    admin: dict[str, str]
+    drop: GeneratedData | None = None
+    states: dict[str, str] = field(default_factory=dict)
+    key: str = ""
+    https_port: int = 0
+    started: float = field(default_factory=time.time)
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def db_url(self, key: str, user: str | None = None, suffix: str = "") -> str:
+        server = make_url(conftest.test_server_url())
+        if user:  # a role of the stack (the init script gave it this password)
+            password = self.stack.env[user.replace("_USER", "_PASSWORD")]
+            server = server.set(username=self.stack.env[user], password=password)
+        return server.set(database=self.stack.env[key] + suffix).render_as_string(False)
+
+    def deploy_run(self, flow: str, **parameters: str) -> str:
+        """Trigger a flow's deployment on the Prefect server; its final state."""
+        name = {spec.flow: spec.full_name for spec in DEPLOYMENTS}[flow]
+        code = (
+            "import json, sys\n"
+            "from prefect.deployments import run_deployment\n"
+            "run = run_deployment(sys.argv[1], parameters=json.loads(sys.argv[2]), timeout=900)\n"
+            "print(run.state.type.value)\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code, name, json.dumps(parameters)],
+            env=self.stack.process_env("worker"),
+            capture_output=True,
+            text=True,
+            timeout=960,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout.strip().splitlines()[-1]
+
+    def prometheus(self, query: str) -> list[dict[str, Any]]:
+        got = httpx.get(self.stack.url("prometheus", "/api/v1/query"), params={"query": query})
+        return list(got.json()["data"]["result"])
 
 
-def test_the_compose_stack_runs_the_pipeline_end_to_end(stack: Native) -> None:
-    admin: dict[str, str] = stack.admin  # type: ignore[attr-defined]
-    procs: list[subprocess.Popen[bytes]] = stack.procs  # type: ignore[attr-defined]
-
+def bring_up(run: Running) -> None:
+    stack = run.stack
     # db: the image runs every init script once, against the fresh server
-    db_env = {**stack.process_env("db"), **admin}
     for script in sorted((ROOT / "compose/postgres/init").glob("*.sh")):
         done = subprocess.run(
-            ["bash", str(script)], env=db_env, capture_output=True, text=True, check=False
+            ["bash", str(script)],
+            env={**stack.process_env("db"), **run.admin},
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert done.returncode == 0, done.stderr
-
     # migrate (one-shot), then the long-running services in dependency order
     migrated = stack.run("migrate")
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
-    https_port = free_port()
-    stack.extra_env.update(PROXY_HTTP_PORT=str(free_port()), PROXY_HTTPS_PORT=str(https_port))
-    for group in (("mlflow", "prefect-server"), ("worker", "api", "prometheus", "proxy")):
+    run.https_port = free_port()
+    stack.extra_env.update(PROXY_HTTP_PORT=str(free_port()), PROXY_HTTPS_PORT=str(run.https_port))
+    for group in SERVICES:
         started = {name: stack.start(name) for name in group}
-        procs.extend(started.values())
+        run.procs.extend(started.values())
         for name, proc in started.items():
             stack.wait_healthy(name, proc)
 
-    # a drop lands in the worker's landing volume; the flows run through the Prefect server
-    landing = stack.workdir / "volumes" / "landing"
-    drop = generate(
-        GeneratorConfig(stores=3, products=4, days=200, end_date=END, seed=7),
-        stack.workdir / "drop",
-    )
-    for path in (drop.stores_path, drop.products_path, drop.sales_path):
-        shutil.copy(path, landing / path.name)
-    names = {spec.flow: spec.full_name for spec in DEPLOYMENTS}
-    forecast_day = str(END - dt.timedelta(days=3))  # actuals exist for the monitor to score
-    assert run_deployment(stack, names["etl"]) == "COMPLETED"
-    assert run_deployment(stack, names["train"]) == "COMPLETED"
-    assert run_deployment(stack, names["forecast"], date=forecast_day) == "COMPLETED"
-    assert run_deployment(stack, names["monitor"]) == "COMPLETED"
 
-    # the API: a key made with the CLI, the new champion and forecasts picked up while running
+def run_the_pipeline(run: Running) -> None:
+    """Through the Prefect server, as the schedules would: a forecast before any data (fails,
+    and is recorded), then a drop lands and etl, train, forecast and monitor run."""
+    run.states["forecast before data"] = run.deploy_run("forecast")
+    landing = run.stack.workdir / "volumes" / "landing"
+    run.drop = generate(
+        GeneratorConfig(stores=4, products=5, days=200, end_date=END, seed=7),
+        run.stack.workdir / "drop",
+    )
+    for path in (run.drop.stores_path, run.drop.products_path, run.drop.sales_path):
+        shutil.copy(path, landing / path.name)
+    run.states["etl"] = run.deploy_run("etl")
+    run.states["train"] = run.deploy_run("train")
+    # forecast from a few days back: the monitor then scores it on actuals
+    run.states["forecast"] = run.deploy_run("forecast", date=str(END - dt.timedelta(days=3)))
+    run.states["monitor"] = run.deploy_run("monitor")
+
+
+def use_the_api(run: Running) -> None:
+    """A key from the CLI, then traffic: forecasts, predictions (future and past days, so the
+    prediction log meets actuals), and some client errors."""
+    stack = run.stack
     created = subprocess.run(
         ["fournil", "apikey", "create", "--name", "stack", "--scope", "admin"],
         env=stack.process_env("api"),
@@ -199,51 +198,116 @@ def test_the_compose_stack_runs_the_pipeline_end_to_end(stack: Native) -> None:
         cwd=ROOT,
     )
     assert created.returncode == 0, created.stderr
-    key = re.search(r"fk_\w+_\S+", created.stdout)
-    assert key, created.stdout
-    headers = {"X-API-Key": key.group(0)}
-    api = stack.url("api")
+    found = re.search(r"fk_\w+_\S+", created.stdout)
+    assert found, created.stdout
+    run.key = found.group(0)
+    api, headers = stack.url("api"), {"X-API-Key": run.key}
     deadline = time.monotonic() + 120
-    while True:
+    while True:  # the API picks the new champion and the new forecasts up while running
         ready = httpx.get(api + "/ready", timeout=10).json()
         page = httpx.get(api + "/v1/forecasts", params={"store_id": 1}, headers=headers).json()
         if ready["status"] == "ready" and page.get("total"):
             break
         assert time.monotonic() < deadline, (ready, page, stack.log("api"))
         time.sleep(2)
+    days = [END + dt.timedelta(days=d) for d in (-3, -2, -1, 1, 2)]
+    for _ in range(3):
+        for store in (1, 2, 3, 4):
+            rows = [
+                {"store_id": store, "product_id": p, "date": str(d)} for p in (1, 2) for d in days
+            ]
+            assert httpx.post(api + "/v1/predict", json={"rows": rows}, headers=headers).is_success
+            httpx.get(api + "/v1/forecasts", params={"store_id": store}, headers=headers)
+        httpx.get(api + "/v1/forecasts", params={"store_id": 1})  # 401
+        httpx.get(api + "/v1/forecasts", params={"store_id": 999}, headers=headers)  # 404
+        time.sleep(5)
+    # Prometheus has the traffic, then long enough for rate() windows to hold two scrapes
+    deadline = time.monotonic() + 90
+    while not run.prometheus('fournil_api_requests_total{route="/v1/predict",status="200"}'):
+        assert time.monotonic() < deadline, stack.log("prometheus")
+        time.sleep(3)
+    time.sleep(35)
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    for tool in ("prometheus", "prometheus-node-exporter", "prometheus-postgres-exporter", "caddy"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"the stack test needs {tool} (Debian package; .ci/run installs it)")
+    server = make_url(conftest.test_server_url())
+    env = dotenv(uuid.uuid4().hex[:6])
+    stack = Native(
+        root=ROOT,
+        workdir=tmp_path_factory.mktemp("stack"),
+        env=env,
+        db_host=server.host or "127.0.0.1",
+        db_port=server.port or 5432,
+        extra_env=dict(EXTRA_ENV),
+    )
+    admin = {
+        "PGHOST": stack.db_host,
+        "PGPORT": str(stack.db_port),
+        "PGUSER": server.username or "postgres",
+        "PGPASSWORD": server.password or "",
+        "POSTGRES_USER": server.username or "postgres",
+    }
+    run = Running(stack, admin)
+    try:
+        bring_up(run)
+        run_the_pipeline(run)
+        use_the_api(run)
+        yield run
+    finally:
+        for proc in reversed(run.procs):
+            stop(proc)
+        engine = conftest._admin_engine()
+        with engine.connect() as conn:
+            for key in NAMED:
+                for db in (env[key], f"{env[key]}_restored"):
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+            for key in ROLES:
+                conn.execute(text(f'DROP ROLE IF EXISTS "{env[key]}"'))
+        engine.dispose()
+        print("\n".join(stack.translations))
+
+
+def test_the_pipeline_runs_through_the_prefect_server(running: Running) -> None:
+    assert running.states == {
+        "forecast before data": "FAILED",  # no data yet: recorded as a failed run
+        "etl": "COMPLETED",
+        "train": "COMPLETED",
+        "forecast": "COMPLETED",
+        "monitor": "COMPLETED",
+    }
+
+
+def test_the_api_serves_the_new_champion(running: Running) -> None:
+    api, headers = running.stack.url("api"), {"X-API-Key": running.key}
+    ready = httpx.get(api + "/ready").json()
+    page = httpx.get(api + "/v1/forecasts", params={"store_id": 1}, headers=headers).json()
     assert page["items"][0]["model_version"] == ready["champion"]
     row = {"store_id": 2, "product_id": 3, "date": str(END + dt.timedelta(days=1))}
     predicted = httpx.post(api + "/v1/predict", json={"rows": [row]}, headers=headers)
     assert predicted.status_code == 200, predicted.text
     assert predicted.json()["predictions"][0]["arm"] == "champion"
 
-    # Prometheus scrapes the API (its metrics and the pipeline's)
-    deadline = time.monotonic() + 90
-    query = 'fournil_api_requests_total{route="/v1/predict",status="200"}'
-    while True:
-        got = httpx.get(stack.url("prometheus", "/api/v1/query"), params={"query": query})
-        if got.json()["data"]["result"]:
-            break
-        assert time.monotonic() < deadline, stack.log("prometheus")
-        time.sleep(3)
-    up = httpx.get(stack.url("prometheus", "/api/v1/query"), params={"query": "up"}).json()
-    assert {r["metric"]["job"]: r["value"][1] for r in up["data"]["result"]}["fournil-api"] == "1"
 
-    # the proxy: TLS from its own CA for *.localhost, basic auth in front of the UIs only
+def test_prometheus_scrapes_the_api_and_the_exporters(running: Running) -> None:
+    up = {r["metric"]["job"]: r["value"][1] for r in running.prometheus("up")}
+    assert {up[job] for job in ("fournil-api", "node", "postgres", "prometheus")} == {"1"}, up
+    assert running.prometheus('fournil_pipeline_last_run_success{flow="train"}')
+
+
+def test_the_proxy_serves_tls_and_guards_the_uis(running: Running) -> None:
+    """TLS from Caddy's own CA for *.localhost; basic auth in front of the UIs only."""
+    stack, port = running.stack, running.https_port
     ca = stack.workdir / "home/proxy/.local/share/caddy/pki/authorities/local/root.crt"
 
-    def through_proxy(host: str, path: str, *args: str) -> str:
-        """HTTP status of https://<host>.localhost<path> through the proxy, TLS verified."""
+    def status(host: str, path: str, *args: str) -> str:
         name = f"{host}.localhost"
         curl = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", str(ca)]
         done = subprocess.run(
-            [
-                *curl,
-                "--resolve",
-                f"{name}:{https_port}:127.0.0.1",
-                *args,
-                f"https://{name}:{https_port}{path}",
-            ],
+            [*curl, "--resolve", f"{name}:{port}:127.0.0.1", *args, f"https://{name}:{port}{path}"],
             capture_output=True,
             text=True,
             timeout=30,
@@ -252,20 +316,40 @@ def test_the_compose_stack_runs_the_pipeline_end_to_end(stack: Native) -> None:
         assert done.returncode == 0, done.stderr + stack.log("proxy")
         return done.stdout
 
-    assert through_proxy("api", "/health") == "200"
-    assert through_proxy("api", "/v1/forecasts?store_id=1") == "401"  # the API's own keys
-    assert through_proxy("mlflow", "/") == "401"
-    password = stack.env["PROXY_PASSWORD"]
-    assert through_proxy("mlflow", "/", "-u", f"{stack.env['PROXY_USER']}:{password}") == "200"
-    assert through_proxy("prefect", "/api/health", "-u", f"fournil:{password}x") == "401"
-    assert through_proxy("prefect", "/api/health", "-u", f"fournil:{password}") == "200"
+    user, password = stack.env["PROXY_USER"], stack.env["PROXY_PASSWORD"]
+    assert status("api", "/health") == "200"
+    assert status("api", "/v1/forecasts?store_id=1") == "401"  # the API's own keys
+    assert status("mlflow", "/") == "401"
+    assert status("mlflow", "/", "-u", f"{user}:{password}") == "200"
+    assert status("prefect", "/api/health", "-u", f"{user}:{password}x") == "401"
+    assert status("prefect", "/api/health", "-u", f"{user}:{password}") == "200"
+    assert status("prometheus", "/-/healthy", "-u", f"{user}:{password}") == "200"
 
-    # backup with the backup service's script, restore into new databases, compare
-    backup_env = {**stack.process_env("backup"), **{k: admin[k] for k in ("PGUSER", "PGPASSWORD")}}
-    script = stack.translate("backup", "/opt/backup/backup.sh")
-    done = subprocess.run(
-        ["bash", script], env=backup_env, capture_output=True, text=True, check=False
+
+def test_every_dashboard_panel_returns_data(running: Running) -> None:
+    """Each Grafana panel's queries, through its datasource: PromQL on Prometheus over the
+    test's time range, SQL on the warehouse as Grafana's read-only role."""
+    from tests.e2e.dashboards import evaluate_all, render_previews
+
+    results = evaluate_all(
+        prometheus=running.stack.url("prometheus"),
+        warehouse=running.db_url("WAREHOUSE_DB", user="WAREHOUSE_READER_USER"),
+        start=running.started,
     )
+    empty = [f"{r.board} / {r.panel}: {r.query}" for r in results if not r.rows]
+    preview = os.environ.get("FOURNIL_DASHBOARD_PREVIEW")
+    if preview:
+        for path in render_previews(results, ROOT / preview):
+            print(f"preview: {path}")
+    assert len(results) >= 40
+    assert empty == []
+
+
+def test_a_backup_restores_into_new_databases(running: Running) -> None:
+    stack = running.stack
+    env = {**stack.process_env("backup"), **{k: running.admin[k] for k in ("PGUSER", "PGPASSWORD")}}
+    script = stack.translate("backup", "/opt/backup/backup.sh")
+    done = subprocess.run(["bash", script], env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     backups = stack.workdir / "volumes" / "backups"
     (made,) = [p for p in backups.iterdir() if p.is_dir()]
@@ -273,21 +357,16 @@ def test_the_compose_stack_runs_the_pipeline_end_to_end(stack: Native) -> None:
     restore = stack.translate("backup", "/opt/backup/restore.sh")
     done = subprocess.run(
         ["bash", restore, str(made)],
-        env={**backup_env, "RESTORE_SUFFIX": "_restored"},
+        env={**env, "RESTORE_SUFFIX": "_restored"},
         capture_output=True,
         text=True,
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    server = make_url(conftest.test_server_url())
     for key in ("WAREHOUSE_DB", "MLFLOW_DB"):
-        name = stack.env[key]
-        original = table_fingerprints(server.set(database=name).render_as_string(False))
-        restored = table_fingerprints(
-            server.set(database=f"{name}_restored").render_as_string(False)
-        )
-        assert original == restored
+        original = table_fingerprints(running.db_url(key))
+        assert original == table_fingerprints(running.db_url(key, suffix="_restored"))
         assert sum(count for count, _ in original.values()) > 0
         if key == "WAREHOUSE_DB":  # the pipeline's output is in what was backed up
             filled = {table for table, (count, _) in original.items() if count}
-            assert {"sales", "forecasts", "pipeline_runs"} <= filled
+            assert {"sales", "forecasts", "pipeline_runs", "prediction_log"} <= filled
