@@ -22,12 +22,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -53,12 +55,28 @@ NAMED = ("WAREHOUSE_DB", "MLFLOW_DB", "PREFECT_DB", "SUPERSET_DB")
 ROLES = (*(f"{n}_USER" for n in NAMED), "WAREHOUSE_READER_USER", "MONITORING_DB_USER")
 SERVICES = (
     ("mlflow", "prefect-server"),
-    ("worker", "api", "prometheus", "node-exporter", "postgres-exporter", "proxy"),
+    ("worker", "api", "prometheus", "alertmanager", "node-exporter", "postgres-exporter", "proxy"),
 )
 
 
-def dotenv(suffix: str) -> dict[str, str]:
-    """.env.example as `make init-env` would render it, with suffixed databases and roles."""
+class Webhook(BaseHTTPRequestHandler):
+    """Stands in for Slack: records what the pipeline and Alertmanager post."""
+
+    received: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def dotenv(suffix: str, webhook: str) -> dict[str, str]:
+    """.env.example as `make init-env` would render it, with suffixed databases and roles, and
+    the alert webhook set."""
     env = {}
     for line in (ROOT / ".env.example").read_text().splitlines():
         key, sep, value = line.partition("=")
@@ -67,6 +85,7 @@ def dotenv(suffix: str) -> dict[str, str]:
     for key in (*NAMED, *ROLES):
         env[key] = f"fs_{key.lower()}_{suffix}"
     env["FOURNIL_DOMAIN"] = "localhost"
+    env["FOURNIL_ALERT_WEBHOOK_URL"] = webhook
     return env
 
 
@@ -231,18 +250,23 @@ def use_the_api(run: Running) -> None:
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    for tool in ("prometheus", "prometheus-node-exporter", "prometheus-postgres-exporter", "caddy"):
+    tools = ("prometheus", "prometheus-node-exporter", "prometheus-postgres-exporter", "caddy")
+    for tool in (*tools, "prometheus-alertmanager"):
         if shutil.which(tool) is None:
             pytest.fail(f"the stack test needs {tool} (Debian package; .ci/run installs it)")
+    Webhook.received = []
+    hook = HTTPServer(("127.0.0.1", 0), Webhook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
     server = make_url(conftest.test_server_url())
-    env = dotenv(uuid.uuid4().hex[:6])
+    env = dotenv(uuid.uuid4().hex[:6], f"http://127.0.0.1:{hook.server_port}/hook")
     stack = Native(
         root=ROOT,
         workdir=tmp_path_factory.mktemp("stack"),
         env=env,
         db_host=server.host or "127.0.0.1",
         db_port=server.port or 5432,
-        extra_env=dict(EXTRA_ENV),
+        # the image's /bin/alertmanager is Debian's prometheus-alertmanager here
+        extra_env={**EXTRA_ENV, "ALERTMANAGER_BIN": str(shutil.which("prometheus-alertmanager"))},
     )
     admin = {
         "PGHOST": stack.db_host,
@@ -258,6 +282,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         use_the_api(run)
         yield run
     finally:
+        hook.shutdown()
         for proc in reversed(run.procs):
             stop(proc)
         engine = conftest._admin_engine()
@@ -294,7 +319,8 @@ def test_the_api_serves_the_new_champion(running: Running) -> None:
 
 def test_prometheus_scrapes_the_api_and_the_exporters(running: Running) -> None:
     up = {r["metric"]["job"]: r["value"][1] for r in running.prometheus("up")}
-    assert {up[job] for job in ("fournil-api", "node", "postgres", "prometheus")} == {"1"}, up
+    jobs = ("fournil-api", "node", "postgres", "prometheus", "alertmanager")
+    assert {up[job] for job in jobs} == {"1"}, up
     assert running.prometheus('fournil_pipeline_last_run_success{flow="train"}')
 
 
@@ -324,6 +350,43 @@ def test_the_proxy_serves_tls_and_guards_the_uis(running: Running) -> None:
     assert status("prefect", "/api/health", "-u", f"{user}:{password}x") == "401"
     assert status("prefect", "/api/health", "-u", f"{user}:{password}") == "200"
     assert status("prometheus", "/-/healthy", "-u", f"{user}:{password}") == "200"
+
+
+def test_alerts_reach_the_webhook_and_inhibition_holds(running: Running) -> None:
+    """The pipeline's own alert for the failed run, and Alertmanager's Slack-format message."""
+    assert any("flow forecast failed" in str(b.get("text")) for b in Webhook.received)
+    alertmanager = running.stack.url("alertmanager")
+
+    def alert(name: str, severity: str, component: str) -> dict[str, Any]:
+        return {
+            "labels": {"alertname": name, "severity": severity, "component": component},
+            "annotations": {"summary": f"{name} (stack test)", "runbook": "none"},
+        }
+
+    sent = [
+        alert("FournilTrainingFailed", "warning", "model"),
+        alert("FournilWarehouseDown", "critical", "pipeline"),
+        alert("FournilForecastAccuracyLow", "warning", "model"),
+    ]
+    assert httpx.post(f"{alertmanager}/api/v2/alerts", json=sent).status_code == 200
+    deadline = time.monotonic() + 90
+    while True:
+        titles = [
+            a.get("title", "") for body in Webhook.received for a in body.get("attachments", [])
+        ]
+        if any("FournilWarehouseDown" in t for t in titles):
+            break
+        assert time.monotonic() < deadline, (Webhook.received, running.stack.log("alertmanager"))
+        time.sleep(2)
+    states = {
+        a["labels"]["alertname"]: a["status"]
+        for a in httpx.get(f"{alertmanager}/api/v2/alerts").json()
+    }
+    # the warehouse down explains the model alerts: inhibited, never sent
+    assert states["FournilForecastAccuracyLow"]["state"] == "suppressed"
+    assert states["FournilForecastAccuracyLow"]["inhibitedBy"]
+    assert states["FournilWarehouseDown"]["state"] == "active"
+    assert not any("FournilForecastAccuracyLow" in t for t in titles)
 
 
 def test_every_dashboard_panel_returns_data(running: Running) -> None:
