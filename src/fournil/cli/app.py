@@ -48,7 +48,7 @@ def main(
 
 
 def _register() -> None:
-    from fournil.cli import api, data, db, demo, etl, flows, forecast, model
+    from fournil.cli import api, data, db, demo, etl, flows, forecast, model, parity
 
     app.add_typer(db.app, name="db")
     app.add_typer(data.app, name="data")
@@ -60,6 +60,7 @@ def _register() -> None:
     app.add_typer(api.app, name="api")
     app.add_typer(api.keys_app, name="apikey")
     app.command("demo")(demo.demo)
+    app.command("parity")(parity.parity)
 
 
 _register()

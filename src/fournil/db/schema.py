@@ -259,6 +259,23 @@ prediction_log = Table(
 )
 Index("ix_prediction_log_target", prediction_log.c.target_date, prediction_log.c.arm)
 
+parity_checks = Table(
+    "parity_checks",
+    metadata,
+    Column("check_id", BigId, primary_key=True, autoincrement=True),
+    _timestamp("checked_at", nullable=False),
+    Column("label_a", String(200), nullable=False, comment="e.g. production"),
+    Column("label_b", String(200), nullable=False, comment="e.g. preproduction"),
+    Column("table_name", String(100), nullable=False),
+    Column("column_name", String(100), nullable=False, comment="* for the row count"),
+    Column("stat", String(20), nullable=False, comment="rows, nulls, sum, avg, min or max"),
+    Column("value_a", Float, nullable=True),
+    Column("value_b", Float, nullable=True),
+    Column("equal", Boolean, nullable=False),
+    comment="Environment parity: the same figures on two warehouses (fournil parity --save).",
+)
+Index("ix_parity_checks_checked_at", parity_checks.c.checked_at)
+
 #: The columns of `sales` that a load compares to decide updated vs unchanged.
 SALES_KEY = ("store_id", "product_id", "sale_date")
 SALES_VALUES = ("units_sold", "price", "promo", "stock_out")
