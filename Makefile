@@ -94,6 +94,17 @@ restore: ## Restore a backup in place: make restore BACKUP=20261123T020000Z
 stack-test: install ## Run the compose services natively from docker-compose.yml, end to end
 	$(RUN) pytest tests/e2e $(PYTEST_ARGS)
 
+SUPERSET_VENV ?= .venv-superset
+.PHONY: superset-venv
+superset-venv: ## Superset's own virtualenv (its pins conflict with ours), cached by requirements hash
+	@want=$$(sha256sum services/superset/requirements.txt | cut -d' ' -f1); \
+	if [ "$$(cat $(SUPERSET_VENV)/.requirements.sha256 2>/dev/null)" != "$$want" ]; then \
+		rm -rf $(SUPERSET_VENV) && $(UV) venv --quiet --python $(PYTHON) $(SUPERSET_VENV) && \
+		$(UV) pip install --quiet --python $(SUPERSET_VENV)/bin/python --no-deps \
+			-r services/superset/requirements.txt && \
+		echo "$$want" > $(SUPERSET_VENV)/.requirements.sha256; \
+	fi
+
 .PHONY: dashboards
 dashboards: install ## Regenerate the Grafana dashboards' JSON from grafana/generate.py
 	$(RUN) python grafana/generate.py
