@@ -212,20 +212,6 @@ class Edge:
     def __init__(self, app: ASGIApp, max_body: int) -> None:
         self.app, self.max_body = app, max_body
 
-    async def _reply(self, send: Send, status: int, code: str, message: str) -> None:
-        body = orjson.dumps({"error": {"code": code, "message": message}})
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -235,7 +221,7 @@ class Edge:
         too_large = f"request body over {self.max_body} bytes"
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > self.max_body:
-                await self._reply(send, 413, "too_large", too_large)
+                await _error(413, "too_large", too_large)(scope, receive, send)
                 self._measure(scope, 413, start)
                 return
         received = 0
@@ -260,7 +246,7 @@ class Edge:
             log.exception("unhandled error on %s", scope.get("path"))
             if not status:
                 status = 503
-                await self._reply(send, 503, "internal", "could not answer, retry later")
+                await _error(503, "internal", "could not answer, retry later")(scope, receive, send)
         self._measure(scope, status, start)
 
     @staticmethod

@@ -98,7 +98,8 @@ def raw_inputs(
     """One raw-input row per request row (same order). Raises InputError (404 or 422)."""
     if origins is None:
         origins = check_rows(snapshot, rows)
-    if snapshot.history is not None and all(snapshot.history_covers(o) for o in origins):
+    if snapshot.history_covers_all(origins):
+        assert snapshot.history is not None
         return _frame(snapshot.history, snapshot.series_index, rows, origins)
     first = min(origins) - dt.timedelta(days=WINDOW - 1)
     try:

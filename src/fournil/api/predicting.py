@@ -50,7 +50,7 @@ class Predictor:
         by_snapshot: dict[int, list[int]] = collections.defaultdict(list)
         for j, job in enumerate(jobs):
             snap = job.snapshot
-            if snap.history is not None and all(snap.history_covers(o) for o in job.origins):
+            if snap.history_covers_all(job.origins):
                 by_snapshot[id(snap)].append(j)
             else:  # older dates: read the warehouse, for this request alone
                 try:

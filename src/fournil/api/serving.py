@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from fournil import registry
+from fournil.api.polling import poll
 from fournil.features import Vocabulary
 from fournil.models.estimators import Forecaster, ModelSpec
 from fournil.settings import Settings
@@ -119,12 +120,9 @@ class ModelHolder:
             log.warning("registry unavailable, keeping the loaded models: %s", self.registry_error)
 
     def start_polling(self) -> None:
-        def loop() -> None:
-            while not self._stop.wait(self.settings.api_model_poll_seconds):
-                self.refresh()
-
-        self._thread = threading.Thread(target=loop, name="model-poller", daemon=True)
-        self._thread.start()
+        self._thread = poll(
+            lambda: self.settings.api_model_poll_seconds, self.refresh, self._stop, "model-poller"
+        )
 
     def stop(self) -> None:
         self._stop.set()

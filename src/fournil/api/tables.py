@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
+from fournil.api.polling import poll
 from fournil.db.schema import etl_runs, forecasts, products, stores
 from fournil.features import WINDOW
 from fournil.forecast import last_sales_date
@@ -226,6 +227,9 @@ class Snapshot:
             and origin <= self.history.end
         )
 
+    def history_covers_all(self, origins: list[dt.date]) -> bool:
+        return self.history is not None and all(self.history_covers(o) for o in origins)
+
 
 EMPTY = Snapshot(
     fingerprint=(),
@@ -329,12 +333,9 @@ class ServingTables:
         return True
 
     def start_polling(self) -> None:
-        def loop() -> None:
-            while not self._stop.wait(self.settings.api_tables_poll_seconds):
-                self.refresh()
-
-        self._thread = threading.Thread(target=loop, name="tables-poller", daemon=True)
-        self._thread.start()
+        self._thread = poll(
+            lambda: self.settings.api_tables_poll_seconds, self.refresh, self._stop, "tables-poller"
+        )
 
     def stop(self) -> None:
         self._stop.set()
