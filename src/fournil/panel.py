@@ -40,6 +40,11 @@ class Panel:
     def end(self) -> dt.date:
         return self.start + dt.timedelta(days=self.n_days - 1)
 
+    def series_rows(self) -> dict[tuple[int, int], int]:
+        """(store_id, product_id) -> the series' row in the matrices."""
+        pairs = zip(self.series["store_id"], self.series["product_id"], strict=True)
+        return {(int(s), int(p)): row for row, (s, p) in enumerate(pairs)}
+
     def day_index(self, day: dt.date) -> int:
         return (day - self.start).days
 

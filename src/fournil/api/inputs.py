@@ -110,10 +110,4 @@ def raw_inputs(
         raise InputError(
             404, "rows", f"no sales history in the {WINDOW} days before the requested dates"
         ) from None
-    index = {
-        (int(s), int(p)): i
-        for i, (s, p) in enumerate(
-            zip(panel.series["store_id"], panel.series["product_id"], strict=True)
-        )
-    }
-    return _frame(panel, index, rows, origins)
+    return _frame(panel, panel.series_rows(), rows, origins)

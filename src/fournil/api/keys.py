@@ -99,16 +99,8 @@ def _check(stored: tuple[str, KeyInfo] | None, secret: str) -> KeyInfo | None:
     return stored[1]
 
 
-def verify_key(engine: Engine, presented: str) -> KeyInfo | None:
-    """The key's identity if `presented` is a valid, unrevoked key."""
-    parsed = _parse(presented)
-    if parsed is None:
-        return None
-    return _check(_active(engine, parsed[0]), parsed[1])
-
-
 class KeyCache:
-    """`verify_key` with the warehouse lookup cached per key id for `ttl` seconds (also when
+    """Key verification, with the warehouse lookup cached per key id for `ttl` seconds (also when
     the id is unknown, so a flood of bogus keys costs one query per id and TTL). A revocation
     takes effect within `ttl`. The secret is checked against the stored hash on every call."""
 

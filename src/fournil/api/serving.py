@@ -74,7 +74,6 @@ class ModelHolder:
         self.fallback: Served = NAIVE
         self.registry_error: str | None = None
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="predict")
         self.on_load: list = []  # callbacks(served) for metrics
 
@@ -120,9 +119,7 @@ class ModelHolder:
             log.warning("registry unavailable, keeping the loaded models: %s", self.registry_error)
 
     def start_polling(self) -> None:
-        self._thread = poll(
-            lambda: self.settings.api_model_poll_seconds, self.refresh, self._stop, "model-poller"
-        )
+        poll(lambda: self.settings.api_model_poll_seconds, self.refresh, self._stop, "model-poller")
 
     def stop(self) -> None:
         self._stop.set()

@@ -252,7 +252,6 @@ class ServingTables:
         self.error: str | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.on_build: list[Any] = []  # callbacks(snapshot), for metrics
 
     def fingerprint(self) -> tuple[Any, ...]:
@@ -285,15 +284,9 @@ class ServingTables:
             start = last_day - dt.timedelta(days=WINDOW - 1 + self.settings.api_history_days)
             try:
                 history = load_panel(self.engine, start=start, end=last_day)
+                index = history.series_rows()
             except ValueError:  # no sales in that window
                 history = None
-            if history is not None:
-                index = {
-                    (int(s), int(p)): i
-                    for i, (s, p) in enumerate(
-                        zip(history.series["store_id"], history.series["product_id"], strict=True)
-                    )
-                }
         table = ForecastTable.load(self.engine, self.settings.api_serving_days)
         return Snapshot(
             fingerprint=fingerprint,
@@ -333,7 +326,7 @@ class ServingTables:
         return True
 
     def start_polling(self) -> None:
-        self._thread = poll(
+        poll(
             lambda: self.settings.api_tables_poll_seconds, self.refresh, self._stop, "tables-poller"
         )
 
