@@ -6,6 +6,10 @@ PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
+# REPORTS=build/reports: each test target also writes JUnit XML and coverage there (Jenkins)
+REPORTS ?=
+PYTEST_REPORT = $(if $(REPORTS),--junitxml=$(REPORTS)/$@.xml --cov=fournil --cov-report=xml:$(REPORTS)/coverage-$@.xml)
+TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
 export UV_PYTHON_DOWNLOADS := never
 
 .PHONY: help
@@ -23,23 +27,27 @@ demo: install ## Run the demo on embedded defaults (SQLite warehouse under ./.fo
 	$(RUN) fournil demo
 
 .PHONY: test
-test: install ## Run unit and integration tests (needs PostgreSQL: TEST_DATABASE_URL)
-	$(RUN) pytest tests $(PYTEST_ARGS)
+test: install ## Run unit, integration and stack tests (needs PostgreSQL: TEST_DATABASE_URL)
+	$(RUN) pytest tests $(PYTEST_REPORT) $(PYTEST_ARGS)
 
 .PHONY: test-unit
 test-unit: install ## Run unit tests only (no database server needed)
-	$(RUN) pytest tests/unit $(PYTEST_ARGS)
+	$(RUN) pytest tests/unit $(PYTEST_REPORT) $(PYTEST_ARGS)
+
+.PHONY: test-integration
+test-integration: install ## Run integration tests (real PostgreSQL, MLflow, Prefect, Superset)
+	$(RUN) pytest tests/integration $(PYTEST_REPORT) $(PYTEST_ARGS)
 
 .PHONY: lint
 lint: install ## Lint, check formatting and types
-	$(RUN) ruff check src tests benchmarks flows grafana compose
-	$(RUN) ruff format --check src tests benchmarks flows grafana compose
+	$(RUN) ruff check src tests benchmarks flows grafana compose superset
+	$(RUN) ruff format --check src tests benchmarks flows grafana compose superset
 	$(RUN) mypy
 
 .PHONY: format
 format: install ## Format and auto-fix the code
-	$(RUN) ruff format src tests benchmarks flows grafana compose
-	$(RUN) ruff check --fix src tests benchmarks flows grafana compose
+	$(RUN) ruff format src tests benchmarks flows grafana compose superset
+	$(RUN) ruff check --fix src tests benchmarks flows grafana compose superset
 
 .PHONY: bench
 bench: install ## Benchmarks with ratios against named baselines (PostgreSQL)
@@ -92,7 +100,27 @@ restore: ## Restore a backup in place: make restore BACKUP=20261123T020000Z
 
 .PHONY: stack-test
 stack-test: install ## Run the compose services natively from docker-compose.yml, end to end
-	$(RUN) pytest tests/e2e $(PYTEST_ARGS)
+	$(RUN) pytest tests/e2e $(PYTEST_REPORT) $(PYTEST_ARGS)
+
+# --- CI/CD (the Jenkinsfile's stages; `make -n <target>` shows what each runs) ---------------
+.PHONY: qualify
+qualify: stack-test ## Qualification on a fresh environment: the native stack test, end to end
+
+.PHONY: images
+images: ## Build every image tagged TAG (default: the commit): make images TAG=abc123
+	FOURNIL_VERSION=$(TAG) $(COMPOSE) --profile observability --profile bi --profile notebook \
+		--profile ci build
+
+.PHONY: deploy
+deploy: ## Roll the VM's stack out to TAG, smoke-test, roll back on failure (FOURNIL_DEPLOY_DIR)
+	bash jenkins/deploy.sh $(TAG)
+
+.PHONY: notify-failure
+notify-failure: ## Post a failed build to the webhook in $$WEBHOOK (Slack-compatible), if set
+	@if [ -n "$${WEBHOOK:-}" ]; then \
+		curl -fsS -X POST -H 'Content-Type: application/json' \
+			-d "{\"text\": \"Fournil CI/CD: $(BUILD) failed: $(LINK)\"}" "$$WEBHOOK" >/dev/null; \
+	else echo "notify-failure: no webhook set"; fi
 
 SUPERSET_VENV ?= .venv-superset
 .PHONY: superset-venv
@@ -106,8 +134,23 @@ superset-venv: ## Superset's own virtualenv (its pins conflict with ours), cache
 	fi
 
 .PHONY: dashboards
-dashboards: install ## Regenerate the Grafana dashboards' JSON from grafana/generate.py
+dashboards: install ## Regenerate the Grafana dashboards (grafana/generate.py) and the Superset bundle (superset/generate.py)
 	$(RUN) python grafana/generate.py
+	$(RUN) python superset/generate.py
+
+define STRIP_NOTEBOOKS
+import sys, nbformat
+for path in sys.argv[1:]:
+    book = nbformat.read(path, as_version=4)
+    for cell in book.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    nbformat.write(book, path)
+endef
+export STRIP_NOTEBOOKS
+.PHONY: notebooks-strip
+notebooks-strip: install ## Strip the example notebooks' outputs (git holds them clean)
+	$(RUN) python -c "$$STRIP_NOTEBOOKS" notebooks/*.ipynb
 
 .PHONY: dashboards-preview
 dashboards-preview: install ## Run the stack natively and plot every dashboard panel (build/dashboards/*.png)

@@ -8,11 +8,26 @@ from __future__ import annotations
 
 import argparse
 import secrets
+import subprocess
 import sys
 from pathlib import Path
 
 PLACEHOLDER = "change-me"
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def origin() -> str | None:
+    """The checkout's `origin` remote, which Jenkins builds from."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(ROOT), "remote", "get-url", "origin"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError:
+        return None
+    return done.stdout.strip() or None
 
 
 def render(example: str, domain: str | None) -> str:
@@ -28,6 +43,10 @@ def render(example: str, domain: str | None) -> str:
             value = "production"
         elif key == "FOURNIL_DOMAIN" and domain:
             value = domain
+        elif key == "FOURNIL_DEPLOY_DIR":
+            value = str(ROOT)  # this checkout is the stack's folder
+        elif key == "FOURNIL_REPO_URL":
+            value = origin() or f"file://{ROOT}"
         lines.append(f"{key}={value}")
     return "\n".join(lines) + "\n"
 

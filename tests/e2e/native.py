@@ -10,7 +10,8 @@ translates what only makes sense inside the compose network:
   name (`PGHOST: db`) becomes its host, and libpq's `PGPORT` the server's port;
 - container paths become host paths: named volumes are folders under a temp dir, bind mounts
   are copies of the repository files with the same translation applied to their text;
-- an image's executable (`/bin/prometheus`) is looked up on PATH by name.
+- an image's executable (`/bin/prometheus`) is looked up on PATH by name; an image with its own
+  virtualenv (Superset's) gets that virtualenv's bin folder first on PATH (`bin_dirs`).
 
 Nothing else is changed; the translation is listed in `Native.translations` for the test log.
 """
@@ -72,6 +73,8 @@ class Native:
     db_host: str
     db_port: int
     extra_env: dict[str, str] = field(default_factory=dict)  # test-only, listed in the log
+    # an image's own virtualenv (service -> its bin folder here), first on the service's PATH
+    bin_dirs: dict[str, Path] = field(default_factory=dict)
     compose: dict[str, Any] = field(init=False)
     ports: dict[str, tuple[int, int]] = field(init=False)  # service -> (container, host)
     translations: list[str] = field(default_factory=list)
@@ -202,7 +205,7 @@ class Native:
         home.mkdir(parents=True, exist_ok=True)
         keep = ("PATH", "LANG", "LC_ALL", "TZ", "TEST_DATABASE_URL")
         base = {k: v for k, v in os.environ.items() if k in keep}
-        venv_bin = str(Path(sys.executable).parent)
+        venv_bin = str(self.bin_dirs.get(service, Path(sys.executable).parent))
         base["PATH"] = f"{venv_bin}{os.pathsep}{base.get('PATH', '/usr/bin:/bin')}"
         base["HOME"] = str(home)  # a container has its own home: Prefect, MLflow state
         return {**base, **self.environment(service), **self.extra_env}

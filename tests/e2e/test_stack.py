@@ -1,6 +1,7 @@
 """The compose stack, natively: the services' own commands from docker-compose.yml (see
 `native.py`), the whole pipeline through the Prefect server, the API behind the proxy,
-Prometheus scraping the API and the exporters, every Grafana panel's query, and a backup
+Prometheus scraping the API and the exporters, every Grafana panel's query, Superset with its
+dashboards bundle (every chart's data, no drift from the repository, screenshots), and a backup
 restored into new databases. `make stack-test` runs this file alone.
 
 Stand-ins for what cannot run here (no Docker engine): the test PostgreSQL server is the `db`
@@ -192,7 +193,7 @@ def run_the_pipeline(run: Running) -> None:
     run.states["forecast before data"] = run.deploy_run("forecast")
     landing = run.stack.workdir / "volumes" / "landing"
     run.drop = generate(
-        GeneratorConfig(stores=4, products=5, days=200, end_date=END, seed=7),
+        GeneratorConfig(stores=4, products=5, days=200, end_date=END, seed=7, bad_row_rate=0.002),
         run.stack.workdir / "drop",
     )
     for path in (run.drop.stores_path, run.drop.products_path, run.drop.sales_path):
@@ -433,3 +434,133 @@ def test_a_backup_restores_into_new_databases(running: Running) -> None:
         if key == "WAREHOUSE_DB":  # the pipeline's output is in what was backed up
             filled = {table for table, (count, _) in original.items() if count}
             assert {"sales", "forecasts", "pipeline_runs", "prediction_log"} <= filled
+
+
+# --- Superset (the `bi` profile) ----------------------------------------------------------------
+ARTIFACTS = Path(os.environ.get("FOURNIL_ARTIFACTS", ROOT / "build" / "artifacts"))
+
+
+@dataclass
+class SupersetUp:
+    base: str
+    password: str
+    init_log: str
+
+
+def parity_twin(running: Running) -> str:
+    """A preproduction twin of the warehouse, one day of sales behind, and `fournil parity
+    --save` between the two, as a team would run it before a release."""
+    twin = running.stack.env["WAREHOUSE_DB"] + "_twin"
+    admin = {**running.stack.process_env("db"), **running.admin}
+    for command in (
+        ["createdb", twin],
+        [
+            "bash",
+            "-c",
+            f'pg_dump --no-owner "{running.stack.env["WAREHOUSE_DB"]}" | psql -q -d "{twin}"',
+        ],
+        [
+            "psql",
+            "-q",
+            "-d",
+            twin,
+            "-c",
+            "DELETE FROM sales WHERE sale_date = (SELECT max(sale_date) FROM sales)",
+        ],
+    ):
+        done = subprocess.run(command, env=admin, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+    twin_url = running.db_url("WAREHOUSE_DB", suffix="_twin")
+    done = subprocess.run(
+        [
+            *("fournil", "parity", running.db_url("WAREHOUSE_DB"), twin_url, "--save"),
+            *("--label-a", "production", "--label-b", "preproduction"),
+        ],
+        env=running.stack.process_env("worker"),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return twin
+
+
+@pytest.fixture(scope="module")
+def superset(running: Running) -> Iterator[SupersetUp]:
+    """superset-init (bootstrap: metadata DB on the stack's PostgreSQL, admin, bundle import on
+    the warehouse as the read-only role), then the superset service, from the compose file, in
+    Superset's own virtualenv (`make superset-venv`, cached)."""
+    from tests.e2e.superset import superset_bin
+
+    stack = running.stack
+    venv = superset_bin()
+    stack.bin_dirs.update({"superset-init": venv, "superset": venv})
+    twin = parity_twin(running)
+    init = stack.run("superset-init", timeout=900)
+    assert init.returncode == 0, init.stdout[-3000:] + init.stderr[-3000:]
+    proc = stack.start("superset")
+    try:
+        stack.wait_healthy("superset", proc, seconds=300)
+        yield SupersetUp(stack.url("superset"), stack.env["SUPERSET_ADMIN_PASSWORD"], init.stdout)
+    finally:
+        stop(proc)
+        engine = conftest._admin_engine()
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{twin}" WITH (FORCE)'))
+        engine.dispose()
+
+
+def test_superset_imports_the_bundle_and_every_chart_returns_rows(
+    running: Running, superset: SupersetUp
+) -> None:
+    from tests.e2e.superset import Superset, bundle
+
+    client = Superset(superset.base, "admin", superset.password)
+    expected = {c["slice_name"] for p, c in bundle().items() if p.startswith("charts/")}
+    assert f"import_bundle: imported {len(expected)} charts, 4 dashboards" in superset.init_log
+    charts = {c["slice_name"]: c["id"] for c in client.listing("chart")}
+    assert set(charts) == expected
+    rows = {}
+    for name, chart_id in sorted(charts.items()):
+        (result,) = client.chart_data(chart_id)["result"]
+        assert not result.get("error"), (name, result["error"])
+        rows[name] = result["rowcount"]
+    assert [name for name, n in rows.items() if not n] == [], rows
+    # the figures behind the dashboards are the pipeline's: the quarantine holds the drop's
+    # bad rows, the forecasts are the champion's, the parity check found the missing day
+    assert running.drop and running.drop.bad_rows > 0
+    assert rows["Quarantined rows, newest first"] == running.drop.bad_rows
+    assert rows["Row counts (latest check)"] >= 8
+
+
+def test_superset_holds_what_the_repository_says(superset: SupersetUp) -> None:
+    """Export from Superset, compare with superset/bundle/ (volatile keys ignored); an edit made
+    in Superset's UI shows up as drift."""
+    from tests.e2e.superset import Superset, bundle, drift
+
+    client = Superset(superset.base, "admin", superset.password)
+    assert list(drift(client.export(), bundle())) == []
+    chart = next(c for c in client.listing("chart") if c["slice_name"] == "Units by store")
+    edited = client.client.put(f"/api/v1/chart/{chart['id']}", json={"description": "tweaked"})
+    assert edited.status_code == 200, edited.text
+    lines = list(drift(client.export(), bundle()))
+    assert len(lines) == 1 and "description: bundle None != Superset 'tweaked'" in lines[0]
+    client.client.put(f"/api/v1/chart/{chart['id']}", json={"description": None})
+    assert list(drift(client.export(), bundle())) == []
+
+
+def test_superset_dashboards_render_in_chromium(superset: SupersetUp) -> None:
+    """Screenshots of every dashboard, logged in as the admin: CI keeps them as artefacts."""
+    from tests.e2e.superset import screenshots
+
+    folder = ARTIFACTS / "superset-dashboards"
+    saved = screenshots(superset.base, "admin", superset.password, folder)
+    assert sorted(p.stem for p in saved) == [
+        "fournil-data-quality",
+        "fournil-forecasts",
+        "fournil-parity",
+        "fournil-sales",
+    ]
+    for path in saved:
+        assert path.stat().st_size > 50_000, path  # a rendered dashboard, not an error page
+        print(f"screenshot: {path}")

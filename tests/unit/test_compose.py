@@ -101,8 +101,14 @@ def test_bind_mounts_exist_in_the_repository() -> None:
             source = volume.split(":")[0]
             if source.startswith("./"):
                 assert (ROOT / source).exists(), (name, source)
-            elif source.startswith("/"):  # a host path: only read-only, for the node exporter
-                assert name == "node-exporter" and ":ro" in volume, (name, volume)
+            elif source.startswith("/"):  # a host path: only read-only, for the node exporter,
+                # and the Docker socket for Jenkins' deploy stage (documented in README)
+                allowed = (name == "node-exporter" and ":ro" in volume) or (
+                    name == "jenkins" and volume == "/var/run/docker.sock:/var/run/docker.sock"
+                )
+                assert allowed, (name, volume)
+            elif source.startswith("${FOURNIL_DEPLOY_DIR"):  # the stack's folder, same path
+                assert name == "jenkins", (name, volume)
             else:
                 assert source in COMPOSE["volumes"], (name, source)
 
@@ -140,5 +146,7 @@ def test_init_env_replaces_every_placeholder_with_a_distinct_secret(tmp_path: Pa
     assert all(len(s) >= 40 for s in secrets)
     assert values["FOURNIL_DOMAIN"] == "bakery.example.org"
     assert values["FOURNIL_MODE"] == "production"
+    assert values["FOURNIL_DEPLOY_DIR"] == str(ROOT)  # the checkout Jenkins deploys
+    assert values["FOURNIL_REPO_URL"] and "your-org" not in values["FOURNIL_REPO_URL"]
     assert out.stat().st_mode & 0o777 == 0o600
     assert init_env.main(["--output", str(out)]) == 1  # never overwrites silently
