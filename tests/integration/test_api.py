@@ -563,3 +563,40 @@ def test_schemathesis_finds_no_server_error_nor_schema_violation(api: Api) -> No
         check=False,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+
+
+def test_the_deploy_smoke_test_passes_on_a_good_api_and_fails_on_a_wrong_key(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`fournil api smoke` (the deploy stage's check): with a temporary key it creates and
+    revokes, with a given key, and against a key the API refuses."""
+    from typer.testing import CliRunner
+
+    from fournil.api.keys import list_keys
+    from fournil.api.smoke import run_smoke
+    from fournil.cli import app as cli
+
+    before = {k["key_id"] for k in list_keys(api.engine)}
+    monkeypatch.setenv("DATABASE_URL", api.engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("FOURNIL_SECRET_KEY", api.settings.secret_key.get_secret_value())
+    reset_settings_cache()  # the CLI makes its key in the API's warehouse
+    result = CliRunner().invoke(cli, ["api", "smoke", "--url", api.url, "--wait", "10"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count(" ok ") == 4, result.output
+    temporary = [k for k in list_keys(api.engine) if k["key_id"] not in before]
+    assert len(temporary) == 1 and temporary[0]["revoked_at"] is not None  # cleaned up
+
+    store = 1  # the generator numbers stores from 1
+    both = create_key(api.engine, "smoke", ["forecasts:read", "predict"])
+    checks = run_smoke(api.url, both, store, wait_seconds=5)
+    assert [(c.name, c.ok) for c in checks] == [
+        ("health", True),
+        ("ready", True),
+        ("forecasts", True),
+        ("predict", True),
+    ], checks
+    read_only = create_key(api.engine, "read only", ["forecasts:read"])
+    checks = run_smoke(api.url, read_only, store, wait_seconds=5)
+    assert checks[-1].name == "predict" and not checks[-1].ok
+    assert "403" in checks[-1].detail
+    assert not run_smoke("http://127.0.0.1:9", both, store, wait_seconds=1)[0].ok

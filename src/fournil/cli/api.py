@@ -51,6 +51,50 @@ def serve(
     )
 
 
+@app.command()
+def smoke(
+    url: str = typer.Option("http://127.0.0.1:8000", help="The API to check."),
+    key: str = typer.Option(
+        None,
+        envvar="FOURNIL_SMOKE_API_KEY",
+        help="Key with forecasts:read and predict; default: a temporary key, revoked after.",
+    ),
+    store_id: int = typer.Option(
+        None, help="Store to ask for (default: the first store with forecasts)."
+    ),
+    wait: float = typer.Option(120.0, help="Seconds to wait for /ready (model loading)."),
+) -> None:
+    """Smoke-test a deployed API (the deploy stage runs it): health, readiness with a champion,
+    a store's forecasts, one prediction. Exit 1 on the first failing check."""
+    from sqlalchemy import func, select
+
+    from fournil.api.keys import create_key, revoke_key
+    from fournil.api.smoke import run_smoke
+    from fournil.db import warehouse_engine
+    from fournil.db.schema import forecasts
+
+    engine = warehouse_engine()
+    if store_id is None:
+        with engine.connect() as conn:
+            store_id = conn.execute(select(func.min(forecasts.c.store_id))).scalar() or 1
+    temporary = key is None
+    if temporary:
+        key = create_key(engine, "smoke test (temporary)", ["forecasts:read", "predict"])
+    try:
+        checks = run_smoke(url, key, store_id, wait_seconds=wait)
+    finally:
+        if temporary:
+            revoke_key(engine, key.split("_")[1])  # fk_<key id>_<secret>
+    table = Table(title=f"smoke test of {url}")
+    for column in ("check", "", "detail"):
+        table.add_column(column)
+    for check in checks:
+        table.add_row(check.name, "[green]ok[/]" if check.ok else "[red]FAILED[/]", check.detail)
+    console.print(table)
+    if not (checks and all(c.ok for c in checks) and len(checks) == 4):
+        raise typer.Exit(1)
+
+
 @keys_app.command("create")
 def create(
     name: str = typer.Option(..., help="Who or what the key is for."),

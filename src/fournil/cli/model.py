@@ -179,6 +179,22 @@ def status() -> None:
 
 
 @app.command()
+def champion(
+    name: str = typer.Option(None, help="Registered model (default: global)."),
+) -> None:
+    """Print the champion's version alone (for scripts: the deploy stage); exit 1 if none."""
+    from fournil import registry
+    from fournil.settings import get_settings
+
+    settings = get_settings()
+    client = registry.configure(settings)
+    version = registry.alias_version(client, name or settings.model_name, registry.CHAMPION)
+    if version is None:
+        raise typer.Exit(1)
+    print(version)
+
+
+@app.command()
 def verify(
     name: str = typer.Option(None, help="Registered model (default: global)."),
     alias: str = typer.Option("champion", help="Alias to check, or use --version."),
