@@ -200,6 +200,8 @@ def run_the_pipeline(run: Running) -> None:
         shutil.copy(path, landing / path.name)
     run.states["etl"] = run.deploy_run("etl")
     run.states["train"] = run.deploy_run("train")
+    # the weekly retrain: the gate now has a champion to beat on the same backtest
+    run.states["retrain"] = run.deploy_run("train")
     # forecast from a few days back: the monitor then scores it on actuals
     run.states["forecast"] = run.deploy_run("forecast", date=str(END - dt.timedelta(days=3)))
     run.states["monitor"] = run.deploy_run("monitor")
@@ -302,9 +304,59 @@ def test_the_pipeline_runs_through_the_prefect_server(running: Running) -> None:
         "forecast before data": "FAILED",  # no data yet: recorded as a failed run
         "etl": "COMPLETED",
         "train": "COMPLETED",
+        "retrain": "COMPLETED",
         "forecast": "COMPLETED",
         "monitor": "COMPLETED",
     }
+
+
+def test_the_retrained_model_faced_the_champion_at_the_gate(running: Running) -> None:
+    """Qualification's "no regression": the second training's backtest WAPE was compared with
+    the champion's on the same cut-offs, and its verification samples were replayed."""
+    engine = make_engine(running.db_url("WAREHOUSE_DB"))
+    with engine.connect() as conn:
+        decisions = conn.execute(
+            text(
+                "SELECT model_version, action, champion_before, reasons FROM model_decisions "
+                "ORDER BY decided_at"
+            )
+        ).all()
+    engine.dispose()
+    assert [d.model_version for d in decisions] == ["1", "2"]
+    first, second = decisions
+    assert first.action == "promoted" and first.champion_before is None
+    assert second.champion_before == "1"
+    reasons = " ".join(second.reasons if isinstance(second.reasons, list) else [second.reasons])
+    assert "vs champion v1" in reasons, reasons
+    assert "verification" in reasons, reasons
+
+
+def test_the_api_contract_holds_on_the_stack(running: Running) -> None:
+    """The API's OpenAPI contract (schemathesis: no 5xx, responses as documented) against the
+    stack's API, as qualification runs it."""
+    cli = shutil.which("schemathesis") or str(Path(sys.executable).parent / "schemathesis")
+    done = subprocess.run(
+        [
+            cli,
+            "run",
+            running.stack.url("api", "/openapi.json"),
+            "--checks",
+            "not_a_server_error,response_schema_conformance,status_code_conformance",
+            "--max-examples",
+            "10",
+            "--header",
+            f"X-API-Key: {running.key}",
+            "--request-timeout",
+            "20",
+            "--seed",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=540,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
 
 
 def test_the_api_serves_the_new_champion(running: Running) -> None:
