@@ -334,28 +334,9 @@ def test_the_retrained_model_faced_the_champion_at_the_gate(running: Running) ->
 def test_the_api_contract_holds_on_the_stack(running: Running) -> None:
     """The API's OpenAPI contract (schemathesis: no 5xx, responses as documented) against the
     stack's API, as qualification runs it."""
-    cli = shutil.which("schemathesis") or str(Path(sys.executable).parent / "schemathesis")
-    done = subprocess.run(
-        [
-            cli,
-            "run",
-            running.stack.url("api", "/openapi.json"),
-            "--checks",
-            "not_a_server_error,response_schema_conformance,status_code_conformance",
-            "--max-examples",
-            "10",
-            "--header",
-            f"X-API-Key: {running.key}",
-            "--request-timeout",
-            "20",
-            "--seed",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=540,
-        check=False,
-    )
+    from tests.integration.helpers import api_contract
+
+    done = api_contract(running.stack.url("api", "/openapi.json"), running.key, examples=10)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
 
 

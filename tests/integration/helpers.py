@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -124,3 +126,32 @@ def server_process(
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+def api_contract(openapi_url: str, key: str, examples: int) -> subprocess.CompletedProcess[str]:
+    """schemathesis over the API's OpenAPI schema: no server error, responses and status codes
+    as documented; bounded in examples and time for CI, seeded so a run can be replayed."""
+    cli = shutil.which("schemathesis") or str(Path(sys.executable).parent / "schemathesis")
+    return subprocess.run(
+        [
+            cli,
+            "run",
+            openapi_url,
+            "--checks",
+            "not_a_server_error,response_schema_conformance,status_code_conformance",
+            "--max-examples",
+            str(examples),
+            "--header",
+            f"X-API-Key: {key}",
+            "--request-timeout",
+            "20",
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--seed",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=540,
+        check=False,
+    )

@@ -42,7 +42,7 @@ from fournil.models.pyfunc import EXPECTED_PREFIX
 from fournil.models.training import train
 from fournil.settings import Settings, get_settings, reset_settings_cache
 from tests.conftest import END_DATE
-from tests.integration.helpers import free_port, server_process
+from tests.integration.helpers import api_contract, free_port, server_process
 
 SPEC = ModelSpec(num_boost_round=30, train_days=200, origin_stride=3, horizon=7)
 WORSE = SPEC.replace(num_boost_round=2, num_leaves=2, learning_rate=0.01)
@@ -534,34 +534,7 @@ def test_two_workers_report_their_metrics_together(api: Api, tmp_path: Path) -> 
 
 def test_schemathesis_finds_no_server_error_nor_schema_violation(api: Api) -> None:
     """Property-based run over the OpenAPI schema, bounded in examples and time for CI."""
-    import shutil
-    import subprocess
-    import sys
-
-    cli = shutil.which("schemathesis") or str(Path(sys.executable).parent / "schemathesis")
-    done = subprocess.run(
-        [
-            cli,
-            "run",
-            f"{api.url}/openapi.json",
-            "--checks",
-            "not_a_server_error,response_schema_conformance,status_code_conformance",
-            "--max-examples",
-            "25",
-            "--header",
-            f"X-API-Key: {api.keys['admin']}",
-            "--request-timeout",
-            "20",
-            "--phases",
-            "examples,coverage,fuzzing",
-            "--seed",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=540,
-        check=False,
-    )
+    done = api_contract(f"{api.url}/openapi.json", api.keys["admin"], examples=25)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
 
 
