@@ -443,8 +443,10 @@ def series(
     filters: tuple[str, ...] = (),
     width: int = 6,
     y_format: str = "SMART_NUMBER",
+    rolling: int | None = None,
 ) -> Chart:
-    """A line or bar chart; x is a temporal column (with `grain`) or a category (grain None)."""
+    """A line or bar chart; x is a temporal column (with `grain`) or a category (grain None).
+    `rolling`: a trailing mean over that many points (no dip at partial weeks, unlike P1W)."""
     adhoc, where = _where(list(filters))
     temporal = grain is not None
     params: dict[str, Any] = {
@@ -474,7 +476,7 @@ def series(
     if temporal:
         params["time_grain_sqla"] = grain
         params["x_axis_time_format"] = "smart_date"
-        params["markerEnabled"] = True  # a single evaluation still shows as a point
+        params["markerEnabled"] = not rolling  # a single evaluation still shows as a point
         params["markerSize"] = 6
         axis["timeGrain"] = grain
     else:
@@ -489,6 +491,19 @@ def series(
         },
     }
     post: list[dict[str, Any]] = [pivot]
+    if rolling:
+        params.update(rolling_type="mean", rolling_periods=rolling, min_periods=rolling)
+        post.append(
+            {
+                "operation": "rolling",
+                "options": {
+                    "rolling_type": "mean",
+                    "window": rolling,
+                    "min_periods": rolling,
+                    "columns": {m: m for m in metrics},
+                },
+            }
+        )
     if groupby and len(metrics) == 1:
         post.append(
             {
@@ -699,17 +714,17 @@ def sales_dashboard() -> Dashboard:
                 big_number("Units per store-product-day", SALES, "units_per_series_day", "mean"),
             ],
             [
-                series("Units sold per week", SALES, "sale_date", ["units"], grain="P1W"),
-                series("Revenue per week", SALES, "sale_date", ["revenue"], grain="P1W"),
+                series("Units sold per day (7-day mean)", SALES, "sale_date", ["units"], rolling=7),
+                series("Revenue per day (7-day mean)", SALES, "sale_date", ["revenue"], rolling=7),
             ],
             [
                 series(
-                    "Units per week by product family",
+                    "Units per day by product family (7-day mean)",
                     SALES,
                     "sale_date",
                     ["units"],
                     groupby=("family",),
-                    grain="P1W",
+                    rolling=7,
                 ),
                 series("Units by store", SALES, "store", ["units"], grain=None, bar=True),
             ],
