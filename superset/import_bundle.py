@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 import yaml
@@ -54,13 +55,8 @@ def main() -> int:
 
         g.user = security_manager.find_user(username=os.environ.get("SUPERSET_ADMIN_USER", "admin"))
         ImportAssetsCommand(files, passwords=passwords).run()
-    kinds = {}
-    for name in files:
-        kinds[name.split("/")[0]] = kinds.get(name.split("/")[0], 0) + 1
-    print(
-        "import_bundle: imported "
-        + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()) if k != "metadata.yaml")
-    )
+    kinds = Counter(name.split("/")[0] for name in files if "/" in name)  # not metadata.yaml
+    print("import_bundle: imported " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())))
     return 0
 
 
