@@ -111,7 +111,6 @@ class Dataset:
 
 
 TS = "TIMESTAMP WITH TIME ZONE"
-WAPE = "SUM(ABS({f} - {a})) / NULLIF(SUM({a}), 0)"
 
 SALES = Dataset(
     "sales_daily",

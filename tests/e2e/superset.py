@@ -4,6 +4,7 @@ dashboard in headless Chromium."""
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import subprocess
@@ -152,12 +153,22 @@ def _differences(a: Any, b: Any, where: str) -> Iterator[str]:
 
 def normalized(path: str, config: dict[str, Any]) -> dict[str, Any]:
     kind = path.split("/", maxsplit=1)[0]
-    out = {k: v for k, v in config.items() if k not in VOLATILE.get(kind, set())}
+    out = copy.deepcopy({k: v for k, v in config.items() if k not in VOLATILE.get(kind, set())})
     if kind == "charts" and out.get("query_context"):
         out["query_context"] = json.loads(out["query_context"])
     if kind == "dashboards":
+        # a filter's scope names charts by id, and ids change on import: compare their uuids
+        uuids = {
+            node["meta"]["chartId"]: node["meta"]["uuid"]
+            for node in out.get("position", {}).values()
+            if isinstance(node, dict) and node.get("type") == "CHART"
+        }
         for nf in out.get("metadata", {}).get("native_filter_configuration", []):
-            nf.get("scope", {}).pop("excluded", None)  # chart ids: compared through chartsInScope
+            scope = nf.get("scope", {})
+            if "excluded" in scope:
+                scope["excluded"] = sorted(
+                    uuids.get(i, f"unknown chart {i}") for i in scope["excluded"]
+                )
     return dict(_strip(out))
 
 

@@ -91,7 +91,7 @@ def smoke(
     for check in checks:
         table.add_row(check.name, "[green]ok[/]" if check.ok else "[red]FAILED[/]", check.detail)
     console.print(table)
-    if not (checks and all(c.ok for c in checks) and len(checks) == 4):
+    if len(checks) != 4 or not all(c.ok for c in checks):  # it stops at the first failure
         raise typer.Exit(1)
 
 
