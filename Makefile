@@ -98,6 +98,11 @@ restore: ## Restore a backup in place: make restore BACKUP=20261123T020000Z
 	$(COMPOSE) exec backup /opt/backup/restore.sh /backups/$(BACKUP)
 	$(COMPOSE) up -d
 
+.PHONY: compose-test
+compose-test: install ## The real compose stack in Docker: engine, stand-in images, build, up, pipeline, faults (root)
+	bash compose/standins/prepare.sh all
+	FOURNIL_COMPOSE_TEST=1 $(RUN) pytest tests/e2e/containers -s $(PYTEST_REPORT) $(PYTEST_ARGS)
+
 .PHONY: stack-test
 stack-test: install ## Run the compose services natively from docker-compose.yml, end to end
 	$(RUN) pytest tests/e2e $(PYTEST_REPORT) $(PYTEST_ARGS)

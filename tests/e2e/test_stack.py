@@ -39,8 +39,8 @@ from sqlalchemy.engine import make_url
 
 from fournil.data.generator import GeneratedData, GeneratorConfig, generate
 from fournil.db import make_engine
-from fournil.orchestration import DEPLOYMENTS
 from tests import conftest
+from tests.e2e.deployments import run_deployment_command
 from tests.e2e.native import Native, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -140,15 +140,8 @@ class Running:
 
     def deploy_run(self, flow: str, **parameters: str) -> str:
         """Trigger a flow's deployment on the Prefect server; its final state."""
-        name = {spec.flow: spec.full_name for spec in DEPLOYMENTS}[flow]
-        code = (
-            "import json, sys\n"
-            "from prefect.deployments import run_deployment\n"
-            "run = run_deployment(sys.argv[1], parameters=json.loads(sys.argv[2]), timeout=900)\n"
-            "print(run.state.type.value)\n"
-        )
         done = subprocess.run(
-            [sys.executable, "-c", code, name, json.dumps(parameters)],
+            run_deployment_command(sys.executable, flow, parameters, timeout=900),
             env=self.stack.process_env("worker"),
             capture_output=True,
             text=True,
@@ -551,13 +544,7 @@ def test_superset_imports_the_bundle_and_every_chart_returns_rows(
     client = Superset(superset.base, "admin", superset.password)
     expected = {c["slice_name"] for p, c in bundle().items() if p.startswith("charts/")}
     assert f"import_bundle: imported {len(expected)} charts, 4 dashboards" in superset.init_log
-    charts = {c["slice_name"]: c["id"] for c in client.listing("chart")}
-    assert set(charts) == expected
-    rows = {}
-    for name, chart_id in sorted(charts.items()):
-        (result,) = client.chart_data(chart_id)["result"]
-        assert not result.get("error"), (name, result["error"])
-        rows[name] = result["rowcount"]
+    rows = client.rows_per_chart()
     assert [name for name, n in rows.items() if not n] == [], rows
     # the figures behind the dashboards are the pipeline's: the quarantine holds the drop's
     # bad rows, the forecasts are the champion's, the parity check found the missing day

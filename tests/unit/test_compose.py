@@ -150,3 +150,46 @@ def test_init_env_replaces_every_placeholder_with_a_distinct_secret(tmp_path: Pa
     assert values["FOURNIL_REPO_URL"] and "your-org" not in values["FOURNIL_REPO_URL"]
     assert out.stat().st_mode & 0o777 == 0o600
     assert init_env.main(["--output", str(out)]) == 1  # never overwrites silently
+
+
+def third_party_images() -> set[str]:
+    """Every image the stack pulls rather than builds: compose `image:` without a build section,
+    and the Dockerfiles' default base images (ARG ..._IMAGE=...)."""
+    built = {
+        s["image"] for s in SERVICES.values() if "build" in s or s.get("pull_policy") == "never"
+    }
+    pulled = {s["image"] for s in SERVICES.values()} - built
+    for dockerfile in (ROOT / "services").glob("*/Dockerfile"):
+        pulled |= set(re.findall(r"^ARG \w+_IMAGE=(\S+)$", dockerfile.read_text(), re.MULTILINE))
+    return pulled
+
+
+def test_every_third_party_image_has_a_stand_in_for_the_compose_test() -> None:
+    standins = ROOT / "compose" / "standins"
+    listed = {}
+    for line in (standins / "images.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            tag, dockerfile = line.split()
+            listed[tag] = dockerfile
+    no_package = {i for i in third_party_images() if i.startswith(("grafana/", "jenkins/"))}
+    assert set(listed) == third_party_images() - no_package
+    for tag, dockerfile in listed.items():
+        text = (standins / dockerfile).read_text()
+        assert text.startswith("# STAND-IN FOR TESTS ONLY"), dockerfile
+        assert tag in text.splitlines()[0] + text.splitlines()[1], (tag, dockerfile)
+
+
+def test_dockerfiles_build_without_a_frontend_image() -> None:
+    """A `# syntax=` line makes BuildKit pull its frontend from a registry: the built-in
+    frontend handles the cache and secret mounts these Dockerfiles use."""
+    for dockerfile in [
+        *ROOT.glob("services/*/Dockerfile"),
+        *ROOT.glob("compose/standins/*.Dockerfile"),
+    ]:
+        first = dockerfile.read_text().splitlines()[0]
+        assert not first.lower().startswith("# syntax="), dockerfile
+
+
+def test_images_that_import_lightgbm_have_its_openmp_runtime() -> None:
+    for name in ("fournil", "jupyter"):
+        assert "libgomp1" in (ROOT / "services" / name / "Dockerfile").read_text(), name
