@@ -41,10 +41,19 @@ DEBIAN_NAMES = {
 }
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free port, never one this process handed out before: the OS may offer a just-closed
+    port again, and two services (the proxy's HTTP and HTTPS ports) must not share one."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def interpolate(text: str, env: dict[str, str]) -> str:
