@@ -89,19 +89,8 @@ class Compose:
 
     def address(self, service: str) -> str:
         """The service's address on the compose network."""
-        done = subprocess.run(
-            [
-                "docker",
-                "inspect",
-                "-f",
-                "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-                self.container(service),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return done.stdout.strip()
+        networks = self.inspect(service)["NetworkSettings"]["Networks"].values()
+        return "".join(network["IPAddress"] for network in networks)
 
     def inspect(self, service: str) -> dict[str, Any]:
         done = subprocess.run(
