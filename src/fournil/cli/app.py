@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import typer
 from pydantic import ValidationError
@@ -37,6 +38,10 @@ def main(
         settings = get_settings()
     except (ValidationError, SettingsError) as exc:
         raise fail(f"invalid settings: {exc}".replace("\n", " "), code=2) from None
+    # Prefect's ephemeral API (local mode) gets 20 s to start by default; on a loaded 2-core
+    # machine it took longer and every flow run failed with "Timed out while attempting to
+    # connect to ephemeral Prefect API server". Set before Prefect is first imported.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     level = logging.DEBUG if verbose else getattr(logging, settings.log_level.upper(), 20)
     logging.basicConfig(
         level=logging.WARNING,
