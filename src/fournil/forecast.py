@@ -66,28 +66,13 @@ def run_forecast(
         )
 
     routes: dict[tuple[str, str], np.ndarray] = {}
-    assigned = np.zeros(len(panel.series), bool)
-    if settings.granularity != "global":
-        for seg in registry.segment_models(client, settings):
-            if seg.granularity != settings.granularity:
-                continue
-            version = registry.alias_version(client, seg.name, registry.CHAMPION)
-            if version is None:
-                continue
-            mine = rows[(panel.series[seg.granularity].astype(str).to_numpy()[rows] == seg.value)]
-            mine = mine[~assigned[mine]]
-            if len(mine):
-                routes[(seg.name, version)] = mine
-                assigned[mine] = True
-    rest = rows[~assigned[rows]]
-    if len(rest):
-        version = registry.alias_version(client, settings.model_name, registry.CHAMPION)
-        if version is None:
+    for ref, positions in registry.resolve(client, settings, panel.series.iloc[rows]):
+        if ref is None:
             raise ForecastError(
                 f"{settings.model_name} has no champion: run `fournil model train` and "
                 "`fournil model promote` first"
             )
-        routes[(settings.model_name, version)] = rest
+        routes[(ref.name, ref.version)] = rows[positions]
 
     total = 0
     with engine.begin() as conn:

@@ -1,5 +1,6 @@
 """Monitoring: accuracy of stored forecasts once actuals land, and drift of inputs and
-predictions (population stability index) against the champion's training window.
+predictions (population stability index) against the champions' training window. Each series
+is predicted by the champion `registry.routing` gives it (its segment's, or the global one).
 
 Both write to the warehouse (`forecast_accuracy`, `drift_reports`), idempotently per
 evaluation day, so dashboards and alerts read one source.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -22,6 +24,9 @@ from fournil.forecast import last_sales_date
 from fournil.models.estimators import Forecaster
 from fournil.panel import Panel, load_panel
 from fournil.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 log = logging.getLogger("fournil.monitor")
 LEVELS = ("overall", "horizon", "store", "product")
@@ -153,18 +158,16 @@ class DriftWindows:
 
 
 def _windows(
-    engine: Engine,
-    settings: Settings,
+    client: MlflowClient,
+    champions: registry.Routing,
     evaluated_on: dt.date,
     current_days: int,
     reference_days: int,
 ) -> DriftWindows:
     current_start = evaluated_on - dt.timedelta(days=current_days - 1)
     reference_end = current_start - dt.timedelta(days=1)
-    client = registry.configure(settings)
-    champion = registry.alias_version(client, settings.model_name, registry.CHAMPION)
-    if champion is not None:  # the champion's training window, if it ended earlier
-        tags = client.get_model_version(settings.model_name, champion).tags or {}
+    for ref in champions.models():  # the champions' training windows, if they ended earlier
+        tags = client.get_model_version(ref.name, ref.version).tags or {}
         if "data_end" in tags:
             reference_end = min(reference_end, dt.date.fromisoformat(tags["data_end"]))
     return DriftWindows(
@@ -175,21 +178,28 @@ def _windows(
     )
 
 
-def _champion_forecaster(settings: Settings) -> Forecaster | None:
+def _forecasters(champions: registry.Routing, panel: Panel) -> list[tuple[Forecaster, np.ndarray]]:
+    """Each series' champion (through the one resolver), loaded once per model version."""
     import mlflow
 
-    client = registry.configure(settings)
-    if registry.alias_version(client, settings.model_name, registry.CHAMPION) is None:
-        return None
-    model = mlflow.pyfunc.load_model(f"models:/{settings.model_name}@{registry.CHAMPION}")
-    forecaster: Forecaster = model.unwrap_python_model().forecaster
-    return forecaster
+    out = []
+    for ref, positions in champions.resolve(panel.series):
+        if ref is None:
+            continue
+        model = mlflow.pyfunc.load_model(f"models:/{ref.name}/{ref.version}")
+        out.append((model.unwrap_python_model().forecaster, positions))
+    return out
 
 
 def _feature_values(
-    panel: Panel, first: int, last: int, vocab: Vocabulary, forecaster: Forecaster | None
+    panel: Panel,
+    first: int,
+    last: int,
+    vocab: Vocabulary,
+    forecasters: list[tuple[Forecaster, np.ndarray]],
 ) -> dict[str, np.ndarray]:
-    """Key inputs and predictions for origins first..last (day indices), horizon 1."""
+    """Key inputs and predictions for origins first..last (day indices), horizon 1; each
+    series' prediction comes from its own champion."""
     rows = np.arange(len(panel.series))
     origins = np.arange(first, last + 1) - 1  # the target (h=1) is the day itself
     inputs, _, _ = from_panel(panel, vocab, PanelRequests.grid(rows, origins, 1))
@@ -204,8 +214,16 @@ def _feature_values(
         "level7_ratio": inputs.X["level7_ratio"].to_numpy(np.float64),
         "log_base": inputs.log_base,
     }
-    if forecaster is not None:
-        values["prediction"] = forecaster.predict_inputs(inputs)
+    if forecasters:
+        predictions = np.full((len(rows), len(origins)), np.nan)  # series-major, like the grid
+        for forecaster, positions in forecasters:
+            mine, _, _ = from_panel(
+                panel, forecaster.vocab, PanelRequests.grid(rows[positions], origins, 1)
+            )
+            predictions[positions] = forecaster.predict_inputs(mine).reshape(
+                len(positions), len(origins)
+            )
+        values["prediction"] = predictions.ravel()
     return values
 
 
@@ -224,26 +242,28 @@ def drift_report(
     evaluated_on = evaluated_on or last_sales_date(engine)
     if evaluated_on is None:
         return pd.DataFrame()
-    win = _windows(engine, settings, evaluated_on, current_days, reference_days)
+    client = registry.configure(settings)
+    champions = registry.routing(client, settings)
+    win = _windows(client, champions, evaluated_on, current_days, reference_days)
     start = win.reference_start - dt.timedelta(days=WINDOW)
     panel = load_panel(engine, start=start, end=evaluated_on)
-    vocab = Vocabulary.fit(panel, settings.country)
-    forecaster = _champion_forecaster(settings)
-    if forecaster is not None:
-        vocab = forecaster.vocab
+    forecasters = _forecasters(champions, panel)
+    # the inputs watched: with the champion's vocabulary when one model serves every series
+    one = len(forecasters) == 1 and len(forecasters[0][1]) == len(panel.series)
+    vocab = forecasters[0][0].vocab if one else Vocabulary.fit(panel, settings.country)
     ref = _feature_values(
         panel,
         panel.day_index(win.reference_start),
         panel.day_index(win.reference_end),
         vocab,
-        forecaster,
+        forecasters,
     )
     cur = _feature_values(
         panel,
         panel.day_index(win.current_start),
         panel.day_index(win.current_end),
         vocab,
-        forecaster,
+        forecasters,
     )
     n_ref_days = (win.reference_end - win.reference_start).days + 1
     n_cur_days = (win.current_end - win.current_start).days + 1

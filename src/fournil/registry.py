@@ -3,14 +3,19 @@
 Models are promoted with registry aliases only: `champion` serves, `challenger` is the latest
 version that went through the gate. Segment models (one per family, city or region) are
 registered as separate models, `<name>-<granularity>-<segment>`, each with its own aliases.
+
+`routing()` / `resolve()` is the one way to find which model version serves a series: batch
+forecasts, the API and drift monitoring all go through it.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import mlflow
+import numpy as np
+import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
@@ -89,3 +94,72 @@ def segment_models(client: MlflowClient, settings: Settings) -> list[Segment]:
         if "granularity" in tags:
             out.append(Segment(tags["granularity"], tags.get("segment"), model.name))
     return out
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """One registered model version; `segment` is its segment's value (None: the global one)."""
+
+    name: str
+    version: str
+    segment: str | None = None
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Which version behind one alias serves which series: the model of the series' segment at
+    the configured granularity if it has one, else the global model, else none."""
+
+    granularity: str
+    alias: str
+    by_segment: dict[str, ModelRef] = field(default_factory=dict)
+    default: ModelRef | None = None
+
+    def models(self) -> list[ModelRef]:
+        return [*self.by_segment.values(), *([self.default] if self.default else [])]
+
+    def segment_of(self, series: pd.DataFrame) -> np.ndarray:
+        """Each row's segment value (series frames and raw-input frames both carry the
+        family, city and region columns)."""
+        if self.granularity == "global":
+            return np.full(len(series), "", dtype=object)
+        return series[self.granularity].astype(str).to_numpy()
+
+    def resolve(self, series: pd.DataFrame) -> list[tuple[ModelRef | None, np.ndarray]]:
+        """Positions of `series` grouped by the model serving them (None: no model at all),
+        in a stable order."""
+        segments = self.segment_of(series)
+        assigned = np.zeros(len(series), bool)
+        out: list[tuple[ModelRef | None, np.ndarray]] = []
+        for value, ref in sorted(self.by_segment.items()):
+            mine = np.flatnonzero(segments == value)
+            if len(mine):
+                out.append((ref, mine))
+                assigned[mine] = True
+        rest = np.flatnonzero(~assigned)
+        if len(rest):
+            out.append((self.default, rest))
+        return out
+
+
+def routing(client: MlflowClient, settings: Settings, alias: str = CHAMPION) -> Routing:
+    """Read the registry once: every segment model of `settings.granularity` with a version
+    behind `alias`, and the global model's."""
+    by_segment: dict[str, ModelRef] = {}
+    if settings.granularity != "global":
+        for seg in segment_models(client, settings):
+            if seg.granularity != settings.granularity or seg.value is None:
+                continue
+            version = alias_version(client, seg.name, alias)
+            if version is not None:
+                by_segment[seg.value] = ModelRef(seg.name, version, seg.value)
+    version = alias_version(client, settings.model_name, alias)
+    default = ModelRef(settings.model_name, version) if version is not None else None
+    return Routing(settings.granularity, alias, by_segment, default)
+
+
+def resolve(
+    client: MlflowClient, settings: Settings, series: pd.DataFrame, alias: str = CHAMPION
+) -> list[tuple[ModelRef | None, np.ndarray]]:
+    """The model version serving each series (rows of `series`), grouped by model."""
+    return routing(client, settings, alias).resolve(series)

@@ -4,17 +4,20 @@ warehouse, with MLflow either on its local store or as a real server on PostgreS
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import mlflow
 import pandas as pd
 import pytest
 from sqlalchemy import Engine, func, select
 
 from fournil import registry
+from fournil.api.keys import create_key
 from fournil.data.generator import GeneratedData, GeneratorConfig, generate
 from fournil.db import make_engine
 from fournil.db.schema import forecasts, model_decisions, sales
@@ -25,6 +28,7 @@ from fournil.models.backtest import BacktestConfig
 from fournil.models.estimators import ModelSpec
 from fournil.models.gate import GateError, promote, rollback
 from fournil.models.training import train
+from fournil.monitoring import drift_report
 from fournil.settings import get_settings, reset_settings_cache
 from tests.conftest import END_DATE
 from tests.integration.helpers import free_port, server_process, throwaway_database
@@ -211,7 +215,7 @@ def test_train_promote_refuse_rollback_and_forecast(
 
 
 def test_segment_models_are_gated_and_served_each_on_their_own(
-    pg_url: str, history_drop: GeneratedData, monkeypatch: pytest.MonkeyPatch
+    pg_url: str, history_drop: GeneratedData, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("FOURNIL_GRANULARITY", "family")
     monkeypatch.setenv("FOURNIL_HORIZON", str(SPEC.horizon))
@@ -269,4 +273,38 @@ def test_segment_models_are_gated_and_served_each_on_their_own(
     names = {v.segment: v.name for v in second}
     assert set(per_model) == {f"{names[f]}:{champions[f]}" for f in families}
     assert sum(per_model.values()) == result.rows
+
+    # drift monitoring predicts each series with its segment's champion (no global one exists)
+    drift = drift_report(engine, settings)
+    assert "prediction" in set(drift["feature"])
+
+    # the API serves the same segment champions, through real HTTP
+    products = pd.read_csv(history_drop.products_path)
+    rows = [
+        {"store_id": 1, "product_id": int(pid), "date": str(END_DATE + dt.timedelta(days=1))}
+        for pid in products.groupby("family")["product_id"].first()
+    ]
+    key = create_key(engine, "segment test", ["predict"])
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": pg_url,
+        "FOURNIL_API_MODEL_POLL_SECONDS": "3600",
+        "FOURNIL_API_PREDICT_BUDGET_MS": "10000",  # routing is tested here, not a cold start
+    }
+    cmd = [sys.executable, "-m", "fournil", "api", "serve", "--port", str(port)]
+    with server_process(cmd, base + "/ready", tmp_path / "api.log", env=env):
+        ready = httpx.get(base + "/ready").json()
+        response = httpx.post(
+            base + "/v1/predict", json={"rows": rows}, headers={"X-API-Key": key}, timeout=30
+        )
+    assert ready["status"] == "ready", ready  # segment champions: not degraded
+    assert response.status_code == 200, response.text
+    family_of = dict(zip(products["product_id"], products["family"], strict=True))
+    served = {
+        family_of[p["product_id"]]: (p["model_name"], p["model_version"], p["arm"])
+        for p in response.json()["predictions"]
+    }
+    assert served == {f: (names[f], champions[f], "champion") for f in families}
     engine.dispose()

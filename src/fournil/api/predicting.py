@@ -84,7 +84,7 @@ class Predictor:
         arms = [
             self.holder.arm_for(jobs[j].key_id, row.store_id) for j in order for row in jobs[j].rows
         ]
-        predicted, used, fell_back = self.holder.predict(combined, arms)
+        predicted, used, used_arms, fell_back = self.holder.predict(combined, arms)
         yhat = predicted["yhat"].to_numpy(np.float64)
         lower = predicted["yhat_lower"].to_numpy(np.float64)
         upper = predicted["yhat_upper"].to_numpy(np.float64)
@@ -92,12 +92,11 @@ class Predictor:
         counts: collections.Counter[tuple[str, str, str]] = collections.Counter()
         log_rows: list[dict[str, Any]] = []
         at = 0
-        model_name = self.holder.settings.model_name
         for j in order:
             job, request_id, predictions = jobs[j], str(uuid.uuid4()), []
             for row in job.rows:
                 served = used[at]
-                arm = arms[at] if served.name == model_name else "fallback"
+                arm = used_arms[at]
                 value = float(yhat[at])
                 predictions.append(
                     {

@@ -1,10 +1,13 @@
 """The models the API serves, hot-swapped when the registry aliases move.
 
 Three arms: the champion, the challenger (a configurable share of traffic, sticky per client and
-store) and the fallback: the registered linear fallback model, or, when nothing can be loaded
-from the registry, seasonal naive (which needs no artefact at all). A prediction that errors or
-exceeds its time budget is answered by the fallback. The holder keeps serving what it has when
-the registry is unreachable.
+store) and the fallback. The champion arm is routed by `registry.routing`, the one resolver
+batch forecasts and monitoring use too: with per-segment models (`FOURNIL_GRANULARITY`), a row
+goes to its segment's champion, else to the global champion. The challenger split applies to
+the global model. The fallback is the registered linear fallback model, or, when nothing can
+be loaded from the registry, seasonal naive (which needs no artefact at all). A prediction that
+errors or exceeds its time budget is answered by the fallback. The holder keeps serving what it
+has when the registry is unreachable.
 """
 
 from __future__ import annotations
@@ -69,8 +72,10 @@ class ModelHolder:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
         self.settings = settings
-        self.champion: Served | None = None
+        self.champion: Served | None = None  # the global model's
         self.challenger: Served | None = None
+        self.segments: dict[str, Served] = {}  # segment value -> its champion
+        self.granularity = settings.granularity
         self.fallback: Served = NAIVE
         self.registry_error: str | None = None
         self._stop = threading.Event()
@@ -82,23 +87,31 @@ class ModelHolder:
         """Load whatever the aliases point at now, if it changed. Never raises."""
         try:
             client = registry.configure(self.settings)
-            name = self.settings.model_name
-            wanted = {
-                "champion": registry.alias_version(client, name, registry.CHAMPION),
-                "challenger": registry.alias_version(client, name, registry.CHALLENGER),
-            }
-            for arm, version in wanted.items():
+            champions = registry.routing(client, self.settings, registry.CHAMPION)
+            challengers = registry.routing(client, self.settings, registry.CHALLENGER)
+            wanted = {"champion": champions.default, "challenger": challengers.default}
+            for arm, ref in wanted.items():
                 current = getattr(self, arm)
-                if version is None:
+                if ref is None:
                     if arm == "challenger":
                         self.challenger = None
                     continue
-                if current is None or current.version != version:
-                    served = _load(client, name, version)
+                if current is None or current.version != ref.version:
+                    served = _load(client, ref.name, ref.version)
                     setattr(self, arm, served)  # one reference swap: in-flight requests finish
-                    for callback in self.on_load:
-                        callback(arm, served)
-                    log.info("%s now %s v%s", arm, name, version)
+                    self._loaded(arm, served)
+            segments = {}
+            for value, ref in champions.by_segment.items():
+                current = self.segments.get(value)
+                if current is not None and (current.name, current.version) == (
+                    ref.name,
+                    ref.version,
+                ):
+                    segments[value] = current
+                else:
+                    segments[value] = _load(client, ref.name, ref.version)
+                    log.info("segment %s champion now %s v%s", value, ref.name, ref.version)
+            self.segments = segments  # one reference swap
             if (
                 self.challenger
                 and self.champion
@@ -118,6 +131,11 @@ class ModelHolder:
             )
             log.warning("registry unavailable, keeping the loaded models: %s", self.registry_error)
 
+    def _loaded(self, arm: str, served: Served) -> None:
+        for callback in self.on_load:
+            callback(arm, served)
+        log.info("%s now %s v%s", arm, served.name, served.version)
+
     def start_polling(self) -> None:
         poll(lambda: self.settings.api_model_poll_seconds, self.refresh, self._stop, "model-poller")
 
@@ -128,7 +146,7 @@ class ModelHolder:
     # --- state -----------------------------------------------------------------------
     @property
     def degraded_reason(self) -> str | None:
-        if self.champion is None:
+        if self.champion is None and not self.segments:
             why = self.registry_error or f"no champion for {self.settings.model_name}"
             return f"serving the fallback ({self.fallback.name}): {why}"
         return None
@@ -141,19 +159,42 @@ class ModelHolder:
         share = int.from_bytes(digest[:8], "big") / 2**64
         return "challenger" if share < self.settings.api_challenger_share else "champion"
 
-    def predict(self, raw: pd.DataFrame, arms: list[str]) -> tuple[pd.DataFrame, list[Served], int]:
-        """Forecasts per row from each row's arm; the fallback answers rows whose model fails or
-        runs out of time. Returns predictions, the model used per row, and how many fell back."""
+    def _model_for(self, arms: list[str], segments: np.ndarray) -> list[tuple[str, Served | None]]:
+        """Per row, the arm and model meant to answer it (None: none loaded)."""
+        out: list[tuple[str, Served | None]] = []
+        for arm, segment in zip(arms, segments, strict=True):
+            if arm == "challenger" and self.challenger is not None:
+                out.append(("challenger", self.challenger))
+            else:
+                out.append(("champion", self.segments.get(segment, self.champion)))
+        return out
+
+    def predict(
+        self, raw: pd.DataFrame, arms: list[str]
+    ) -> tuple[pd.DataFrame, list[Served], list[str], int]:
+        """Forecasts per row from each row's arm (the champion arm: the row's segment champion,
+        else the global one); the fallback answers rows whose model is missing, fails or runs
+        out of time. Returns predictions, the model and the arm used per row ("fallback" for
+        rows the fallback answered), and how many fell back."""
         out = pd.DataFrame(
             index=raw.index, columns=["yhat", "yhat_lower", "yhat_upper"], dtype=float
         )
+        segments = (
+            raw[self.granularity].astype(str).to_numpy()
+            if self.segments and self.granularity in raw
+            else np.full(len(raw), "", dtype=object)
+        )
+        meant = self._model_for(arms, segments)
         used: list[Served | None] = [None] * len(raw)
+        used_arms = [arm for arm, _ in meant]
         fell_back = 0
         budget = self.settings.api_predict_budget_ms / 1000
-        arms_array = np.asarray(arms)
-        for arm in dict.fromkeys(arms):
-            served = getattr(self, arm) if arm in ("champion", "challenger") else None
-            rows = np.flatnonzero(arms_array == arm)
+        groups: dict[tuple[str, int], list[int]] = {}
+        for i, (arm, served) in enumerate(meant):
+            groups.setdefault((arm, id(served)), []).append(i)
+        for (_, _), members in groups.items():
+            served = meant[members[0]][1]
+            rows = np.asarray(members)
             part = raw.iloc[rows]
             result = None
             if served is not None:
@@ -173,7 +214,9 @@ class ModelHolder:
                 served = self.fallback
                 result = self.fallback.forecaster.predict_raw(part)
                 fell_back += len(rows)
+                for i in rows:
+                    used_arms[i] = "fallback"
             out.iloc[rows] = result[["yhat", "yhat_lower", "yhat_upper"]].to_numpy()
             for i in rows:
                 used[i] = served
-        return out, [u for u in used if u is not None], fell_back
+        return out, [u for u in used if u is not None], used_arms, fell_back
