@@ -7,7 +7,14 @@ import pandas as pd
 
 from fournil.data.generator import GeneratedData
 from fournil.features import PanelRequests, Vocabulary, from_panel
-from fournil.models.backtest import BacktestConfig, cutoffs, fit_at, run_backtest
+from fournil.models.backtest import (
+    BacktestConfig,
+    TrainingRows,
+    cut,
+    cutoffs,
+    fit_at,
+    run_backtest,
+)
 from fournil.models.estimators import ModelSpec
 from fournil.panel import Panel
 
@@ -71,3 +78,29 @@ def test_intervals_cover_about_their_nominal_share(panel: Panel) -> None:
     inside = ((p["actual"] >= lower) & (p["actual"] <= upper)).mean()
     assert 0.7 <= inside <= 0.9  # calibrated in-sample on these residuals: close to 0.8
     assert (lower <= p["model"]).all() and (upper >= p["model"]).all()
+
+
+def test_a_slice_of_the_one_training_matrix_is_what_a_panel_cut_there_gives(
+    panel: Panel,
+) -> None:
+    """Features are built once for every fold and the final fit; the slice at a cut-off must
+    hold exactly the rows and features a panel cut at that day gives (nothing later leaks)."""
+    vocab = Vocabulary.fit(panel, "FR")
+    days = cutoffs(panel, SPEC, CONFIG)
+    rows = TrainingRows.build(panel, SPEC, vocab, [*days, panel.n_days - 1])
+    early = days[0]
+    inputs, actual = rows.at(early, SPEC.train_days)
+    # the same origins (the matrix's phase), from a panel that ends at the cut-off
+    origins = np.unique(
+        rows.origin[(rows.origin >= early - SPEC.train_days) & (rows.origin < early)]
+    )
+    known = cut(panel, early)
+    reference = PanelRequests.grid(np.arange(len(panel.series)), origins, SPEC.horizon)
+    ref_inputs, ref_actual, _ = from_panel(known, vocab, reference)
+    keep = np.isfinite(ref_actual)
+    assert len(actual) == keep.sum() > 1000
+    np.testing.assert_array_equal(actual, ref_actual[keep])
+    pd.testing.assert_frame_equal(inputs.X, ref_inputs.X[keep].reset_index(drop=True))
+    np.testing.assert_array_equal(inputs.log_base, ref_inputs.log_base[keep])
+    # and the slice stops at the cut-off even though the matrix goes on
+    assert rows.target.max() == panel.n_days - 1 and (rows.target[rows.target <= early]).size

@@ -8,7 +8,6 @@ come from the backtest's residuals, scaled like count noise (sqrt of the forecas
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -20,9 +19,6 @@ from sklearn.linear_model import Ridge
 from fournil.features import CATEGORICAL, FEATURES, Inputs, Vocabulary, from_raw
 
 Kind = Literal["lightgbm", "linear", "seasonal_naive"]
-
-#: Wall time of every bare LightGBM fit in this process (the train benchmark sums them).
-FIT_SECONDS: list[float] = []
 
 
 @dataclass(frozen=True)
@@ -169,9 +165,7 @@ def fit(spec: ModelSpec, vocab: Vocabulary, inputs: Inputs, actual: np.ndarray) 
             feature_name=list(FEATURES),
             free_raw_data=True,
         )
-        start = time.perf_counter()
         booster = lgb.train(params, data, num_boost_round=spec.num_boost_round)
-        FIT_SECONDS.append(time.perf_counter() - start)
         model.booster_text = booster.model_to_string()
         model._booster = booster
     elif spec.kind == "linear":

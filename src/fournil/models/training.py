@@ -33,7 +33,14 @@ import fournil
 from fournil import registry
 from fournil.features import PanelRequests, Vocabulary, from_panel, raw_frame
 from fournil.models import plots
-from fournil.models.backtest import Backtest, BacktestConfig, fit_at, run_backtest
+from fournil.models.backtest import (
+    Backtest,
+    BacktestConfig,
+    TrainingRows,
+    cutoffs,
+    fit_at,
+    run_backtest,
+)
 from fournil.models.estimators import Forecaster, ModelSpec
 from fournil.models.pyfunc import ForecasterModel, write_artifacts
 from fournil.panel import Panel, load_panel
@@ -115,8 +122,12 @@ def fit_segment(
 ) -> SegmentFit:
     start = time.perf_counter()
     vocab = Vocabulary.fit(panel, settings.country)
-    backtest = run_backtest(panel, spec, vocab, config, truth)
-    model, fallback = fit_at(panel, [spec, spec.replace(kind="linear")], vocab, panel.n_days - 1)
+    final = panel.n_days - 1
+    # one matrix of training rows for every backtest fold and the final fit
+    rows = TrainingRows.build(panel, spec, vocab, [*cutoffs(panel, spec, config), final])
+    backtest = run_backtest(panel, spec, vocab, config, truth, rows=rows)
+    model, fallback = fit_at(panel, [spec, spec.replace(kind="linear")], vocab, final, rows)
+    del rows
     p = backtest.predictions
     model.calibrate(p["model"].to_numpy(), p["actual"].to_numpy(), p["horizon"].to_numpy())
     fallback.calibrate(p["linear"].to_numpy(), p["actual"].to_numpy(), p["horizon"].to_numpy())
