@@ -13,7 +13,6 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-import mlflow
 import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, delete, func, insert, select
@@ -77,7 +76,7 @@ def run_forecast(
     total = 0
     with engine.begin() as conn:
         for (name, version), series_rows in routes.items():
-            model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+            model = registry.load_model(name, version)
             run_id = client.get_model_version(name, version).run_id
             conn.execute(
                 delete(forecasts).where(

@@ -180,15 +180,11 @@ def _windows(
 
 def _forecasters(champions: registry.Routing, panel: Panel) -> list[tuple[Forecaster, np.ndarray]]:
     """Each series' champion (through the one resolver), loaded once per model version."""
-    import mlflow
-
-    out = []
-    for ref, positions in champions.resolve(panel.series):
-        if ref is None:
-            continue
-        model = mlflow.pyfunc.load_model(f"models:/{ref.name}/{ref.version}")
-        out.append((model.unwrap_python_model().forecaster, positions))
-    return out
+    return [
+        (registry.load_forecaster(ref.name, ref.version), positions)
+        for ref, positions in champions.resolve(panel.series)
+        if ref is not None
+    ]
 
 
 def _feature_values(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import numpy as np
@@ -20,6 +21,9 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from fournil.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from fournil.models.estimators import Forecaster
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -94,6 +98,17 @@ def segment_models(client: MlflowClient, settings: Settings) -> list[Segment]:
         if "granularity" in tags:
             out.append(Segment(tags["granularity"], tags.get("segment"), model.name))
     return out
+
+
+def load_model(name: str, version: str) -> Any:
+    """The MLflow pyfunc model of one registered version."""
+    return mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+
+
+def load_forecaster(name: str, version: str) -> Forecaster:
+    """The forecaster inside one registered version (no pyfunc schema checks per call)."""
+    forecaster: Forecaster = load_model(name, version).unwrap_python_model().forecaster
+    return forecaster
 
 
 @dataclass(frozen=True)

@@ -55,8 +55,7 @@ NAIVE = Served(
 
 def _load(client: mlflow.MlflowClient, name: str, version: str) -> Served:
     start = time.perf_counter()
-    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-    forecaster: Forecaster = model.unwrap_python_model().forecaster
+    forecaster = registry.load_forecaster(name, version)
     info = client.get_model_version(name, version)
     metrics = {}
     for key, value in (info.tags or {}).items():

@@ -183,8 +183,7 @@ def promote(
     checks.append((wape < naive, f"backtest WAPE {wape:.4f} vs seasonal naive {naive:.4f}"))
 
     if champion is not None and champion != version:
-        champion_model, _ = _load(name, champion)
-        recipe = _forecaster(champion_model).spec
+        recipe = registry.load_forecaster(name, champion).spec
         candidate = _forecaster(model)
         end = dt.date.fromisoformat(tags["data_end"])
         panel = _segment_panel(engine, client, name, end)
