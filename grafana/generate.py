@@ -355,7 +355,8 @@ def model_quality() -> dict[str, Any]:
                         FROM drift_reports WHERE $__timeFilter(evaluated_on) ORDER BY 1"""
                     )
                 ],
-                description="Above 0.25 the drift alert fires.",
+                description="The drift alert fires on the features the monitor flags: PSI "
+                "above FOURNIL_DRIFT_PSI_THRESHOLD (default 0.2) on enough samples.",
             ),
             panel(
                 "Drift: PSI of the last report",

@@ -85,6 +85,12 @@ class PipelineCollector(Collector):
         psi = GaugeMetricFamily(
             "fournil_drift_psi", "Population stability index, last report", labels=["feature"]
         )
+        flagged = GaugeMetricFamily(
+            "fournil_drift_flagged",
+            "1 if the last report flagged the feature (PSI above FOURNIL_DRIFT_PSI_THRESHOLD "
+            "on enough samples): the one drift verdict, the monitor's",
+            labels=["feature"],
+        )
         with self.engine.connect() as conn:
             latest = (
                 select(pipeline_runs.c.flow, func.max(pipeline_runs.c.started_at).label("at"))
@@ -152,11 +158,12 @@ class PipelineCollector(Collector):
             day = conn.execute(select(func.max(drift_reports.c.evaluated_on))).scalar()
             if day is not None:
                 for row in conn.execute(
-                    select(drift_reports.c.feature, drift_reports.c.psi).where(
-                        drift_reports.c.evaluated_on == day
-                    )
+                    select(
+                        drift_reports.c.feature, drift_reports.c.psi, drift_reports.c.drifted
+                    ).where(drift_reports.c.evaluated_on == day)
                 ):
                     psi.add_metric([row.feature], float(row.psi))
+                    flagged.add_metric([row.feature], 1.0 if row.drifted else 0.0)
         return [
             last_ts,
             last_ok,
@@ -169,4 +176,5 @@ class PipelineCollector(Collector):
             failures,
             wape,
             psi,
+            flagged,
         ]

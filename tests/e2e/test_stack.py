@@ -391,7 +391,7 @@ def test_alerts_reach_the_webhook_and_inhibition_holds(running: Running) -> None
         }
 
     sent = [
-        alert("FournilTrainingFailed", "warning", "model"),
+        alert("FournilDriftHigh", "warning", "model"),
         alert("FournilWarehouseDown", "critical", "pipeline"),
         alert("FournilForecastAccuracyLow", "warning", "model"),
     ]

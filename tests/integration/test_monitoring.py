@@ -18,7 +18,7 @@ from sqlalchemy import Engine, insert, select
 
 from fournil import alerts
 from fournil.data.generator import GeneratedData, GeneratorConfig, generate
-from fournil.db.schema import etl_runs, forecasts, pipeline_runs
+from fournil.db.schema import drift_reports, etl_runs, forecasts, pipeline_runs
 from fournil.etl.runner import run_etl
 from fournil.metrics import PipelineCollector
 from fournil.monitoring import drift_report, psi, run_health, score_forecasts
@@ -142,6 +142,24 @@ def test_run_metrics_are_recorded_and_exposed_to_prometheus(warehouse: Engine) -
     assert rows["etl"].status == "failed" and rows["etl"].error.startswith("ZeroDivisionError")
     assert set(rows["etl"].stages) == {"load"}
 
+    day = dt.date(2026, 6, 30)
+    with warehouse.begin() as conn:  # the monitor's verdicts, not a second threshold
+        conn.execute(
+            insert(drift_reports),
+            [
+                {
+                    "evaluated_on": day,
+                    "feature": feature,
+                    "psi": value,
+                    "drifted": drifted,
+                    "reference_start": day - dt.timedelta(days=62),
+                    "reference_end": day - dt.timedelta(days=7),
+                    "current_start": day - dt.timedelta(days=6),
+                    "current_end": day,
+                }
+                for feature, value, drifted in (("price_index", 0.3, True), ("promo", 0.9, False))
+            ],
+        )
     registry = CollectorRegistry()
     registry.register(PipelineCollector(warehouse))
     samples = {
@@ -159,6 +177,9 @@ def test_run_metrics_are_recorded_and_exposed_to_prometheus(warehouse: Engine) -
         ("fournil_pipeline_last_success_timestamp_seconds", (("flow", "train"),))
     ] == pytest.approx(rows["train"].finished_at.timestamp())
     assert ("fournil_pipeline_last_success_timestamp_seconds", (("flow", "etl"),)) not in samples
+    assert samples[("fournil_drift_psi", (("feature", "promo"),))] == 0.9
+    assert samples[("fournil_drift_flagged", (("feature", "price_index"),))] == 1
+    assert samples[("fournil_drift_flagged", (("feature", "promo"),))] == 0
     assert (
         "fournil_pipeline_stage_duration_seconds",
         (("flow", "train"), ("stage", "fit")),
