@@ -573,3 +573,90 @@ def test_the_deploy_smoke_test_passes_on_a_good_api_and_fails_on_a_wrong_key(
     assert checks[-1].name == "predict" and not checks[-1].ok
     assert "403" in checks[-1].detail
     assert not run_smoke("http://127.0.0.1:9", both, store, wait_seconds=1)[0].ok
+
+
+def test_openapi_declares_the_api_key_scheme_on_the_protected_routes_only() -> None:
+    """The key is an `APIKeyHeader`: the document has its security scheme (Swagger UI's
+    Authorize button) and the protected operations require it; the ops routes stay public."""
+    doc = create_app(Settings(), make_engine("sqlite://")).openapi()
+    assert doc["components"]["securitySchemes"] == {
+        "ApiKey": {
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-API-Key",
+            "description": "API key: fk_<id>_<secret>",
+        }
+    }
+    secured = {
+        (path, method)
+        for path, operations in doc["paths"].items()
+        for method, operation in operations.items()
+        if operation.get("security") == [{"ApiKey": []}]
+    }
+    assert secured == {
+        ("/v1/forecasts", "get"),
+        ("/v1/predict", "post"),
+        ("/v1/models/current", "get"),
+    }
+    for path in ("/health", "/ready", "/metrics"):
+        assert "security" not in doc["paths"][path]["get"], path
+    headers = [
+        p["name"].lower()
+        for operations in doc["paths"].values()
+        for operation in operations.values()
+        for p in operation.get("parameters", [])
+        if p["in"] == "header"
+    ]
+    assert "x-api-key" not in headers  # the scheme, not a plain header parameter
+
+
+def test_dependencies_can_be_overridden_on_a_real_app(api: Api) -> None:
+    """`app.dependency_overrides` replaces the key and the settings the routes get."""
+    from fournil.api import deps
+    from fournil.api.keys import KeyInfo
+
+    app = create_app(api.settings, api.engine, poll=False)
+    share = api.settings.api_challenger_share + 0.25
+    app.dependency_overrides[deps.current_key] = lambda: KeyInfo(
+        "override", "test", frozenset({"forecasts:read"})
+    )
+    app.dependency_overrides[deps.app_settings] = lambda: api.settings.model_copy(
+        update={"api_challenger_share": share}
+    )
+    body = {"rows": [{"store_id": 1, "product_id": 1, "date": str(END_DATE)}]}
+    for base in serve(app, free_port()):
+        models = httpx.get(base + "/v1/models/current")  # no key: the override is the key
+        assert models.status_code == 200, models.text
+        assert models.json()["challenger_share"] == share
+        forbidden = httpx.post(base + "/v1/predict", json=body)  # the override's scopes count
+        assert forbidden.status_code == 403 and forbidden.json()["error"]["code"] == "forbidden"
+        app.dependency_overrides.clear()
+        missing = httpx.get(base + "/v1/models/current")
+        assert missing.status_code == 401, missing.text
+        assert missing.json()["error"] == {
+            "code": "unauthenticated",
+            "message": "missing X-API-Key header",
+        }
+        assert missing.headers["WWW-Authenticate"] == "ApiKey"
+        real = httpx.get(base + "/v1/models/current", headers={"X-API-Key": api.keys["read"]})
+        assert real.json()["challenger_share"] == api.settings.api_challenger_share
+
+
+def test_the_settings_passed_to_create_app_key_the_api_key_hashes(api: Api) -> None:
+    """A key made with another secret is refused by the API, and accepted by an app created
+    with `Settings` holding that secret, which refuses the keys of the first secret."""
+    from pydantic import SecretStr
+
+    other = SecretStr("another-secret-only-for-this-test-0123456789")
+    assert other.get_secret_value() != api.settings.secret_key.get_secret_value()
+    api.keys["other-secret"] = create_key(api.engine, "other secret", ["forecasts:read"], other)
+    refused = api.get("/v1/models/current", key="other-secret")
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthenticated"
+    assert api.get("/v1/models/current", key="read").status_code == 200
+
+    app = create_app(api.settings.model_copy(update={"secret_key": other}), api.engine, poll=False)
+    for base in serve(app, free_port()):
+        url = base + "/v1/models/current"
+        accepted = httpx.get(url, headers={"X-API-Key": api.keys["other-secret"]})
+        assert accepted.status_code == 200, accepted.text
+        assert httpx.get(url, headers={"X-API-Key": api.keys["read"]}).status_code == 401

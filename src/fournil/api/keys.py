@@ -1,5 +1,6 @@
 """API keys: `fk_<id>_<secret>`. Only an HMAC-SHA256 of the secret (keyed by
-FOURNIL_SECRET_KEY) is stored; the id is public and names the key in logs."""
+FOURNIL_SECRET_KEY, `Settings.secret_key`, which the caller passes) is stored; the id is public
+and names the key in logs."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ import threading
 from dataclasses import dataclass
 
 from cachetools import TTLCache
+from pydantic import SecretStr
 from sqlalchemy import Engine, insert, select, update
 
 from fournil.db.schema import api_keys
-from fournil.settings import get_settings
 
 SCOPES = ("forecasts:read", "predict", "admin")
 
@@ -26,21 +27,30 @@ class KeyInfo:
     scopes: frozenset[str]
 
 
-def _digest(secret: str) -> str:
-    pepper = get_settings().secret_key.get_secret_value().encode()
+def _digest(secret: str, secret_key: SecretStr) -> str:
+    pepper = secret_key.get_secret_value().encode()
     return hmac.new(pepper, secret.encode(), hashlib.sha256).hexdigest()
 
 
-def create_key(engine: Engine, name: str, scopes: list[str]) -> str:
-    """Create a key and return it in full (shown once; only its hash is kept)."""
+def create_key(
+    engine: Engine, name: str, scopes: list[str], secret_key: SecretStr | None = None
+) -> str:
+    """Create a key and return it in full (shown once; only its hash, keyed by `secret_key`,
+    is kept). Pass `settings.secret_key`; None reads the global settings, only for callers not
+    passing it yet (`fournil demo`)."""
     unknown = [s for s in scopes if s not in SCOPES]
     if unknown or not scopes:
         raise ValueError(f"scopes must be among {', '.join(SCOPES)}, got {scopes}")
+    if secret_key is None:  # TODO: remove once src/fournil/cli/demo.py passes settings.secret_key
+        from fournil.settings import get_settings
+
+        secret_key = get_settings().secret_key
     key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(24)
+    digest = _digest(secret, secret_key)
     with engine.begin() as conn:
         conn.execute(
             insert(api_keys).values(
-                key_id=key_id, name=name, key_hash=_digest(secret), scopes=sorted(set(scopes))
+                key_id=key_id, name=name, key_hash=digest, scopes=sorted(set(scopes))
             )
         )
     return f"fk_{key_id}_{secret}"
@@ -93,8 +103,10 @@ def _active(engine: Engine, key_id: str) -> tuple[str, KeyInfo] | None:
     return str(row["key_hash"]), info
 
 
-def _check(stored: tuple[str, KeyInfo] | None, secret: str) -> KeyInfo | None:
-    if stored is None or not hmac.compare_digest(stored[0], _digest(secret)):
+def _check(
+    stored: tuple[str, KeyInfo] | None, secret: str, secret_key: SecretStr
+) -> KeyInfo | None:
+    if stored is None or not hmac.compare_digest(stored[0], _digest(secret, secret_key)):
         return None
     return stored[1]
 
@@ -102,10 +114,13 @@ def _check(stored: tuple[str, KeyInfo] | None, secret: str) -> KeyInfo | None:
 class KeyCache:
     """Key verification, with the warehouse lookup cached per key id for `ttl` seconds (also when
     the id is unknown, so a flood of bogus keys costs one query per id and TTL). A revocation
-    takes effect within `ttl`. The secret is checked against the stored hash on every call."""
+    takes effect within `ttl`. The secret is checked against the stored hash (keyed by
+    `secret_key`) on every call."""
 
-    def __init__(self, engine: Engine, ttl: float, maxsize: int = 100_000) -> None:
-        self.engine = engine
+    def __init__(
+        self, engine: Engine, secret_key: SecretStr, ttl: float, maxsize: int = 100_000
+    ) -> None:
+        self.engine, self.secret_key = engine, secret_key
         self.cache: TTLCache[str, tuple[str, KeyInfo] | None] | None = (
             TTLCache(maxsize=maxsize, ttl=ttl) if ttl > 0 else None
         )
@@ -123,7 +138,7 @@ class KeyCache:
                 stored = self.cache[parsed[0]]
             except KeyError:
                 return False, None
-        return True, _check(stored, parsed[1])
+        return True, _check(stored, parsed[1], self.secret_key)
 
     def verify(self, presented: str) -> KeyInfo | None:
         """Reads the warehouse (blocking) for a key id not in the cache."""
@@ -136,4 +151,4 @@ class KeyCache:
         if self.cache is not None:
             with self.lock:
                 self.cache[parsed[0]] = stored
-        return _check(stored, parsed[1])
+        return _check(stored, parsed[1], self.secret_key)

@@ -72,14 +72,18 @@ def smoke(
     from fournil.api.smoke import run_smoke
     from fournil.db import warehouse_engine
     from fournil.db.schema import forecasts
+    from fournil.settings import get_settings
 
-    engine = warehouse_engine()
+    settings = get_settings()
+    engine = warehouse_engine(settings)
     if store_id is None:
         with engine.connect() as conn:
             store_id = conn.execute(select(func.min(forecasts.c.store_id))).scalar() or 1
     temporary = key is None
     if temporary:
-        key = create_key(engine, "smoke test (temporary)", ["forecasts:read", "predict"])
+        key = create_key(
+            engine, "smoke test (temporary)", ["forecasts:read", "predict"], settings.secret_key
+        )
     try:
         checks = run_smoke(url, key, store_id, wait_seconds=wait)
     finally:
@@ -103,11 +107,13 @@ def create(
     """Create a key and print it once."""
     from fournil.api.keys import create_key
     from fournil.db import upgrade, warehouse_engine
+    from fournil.settings import get_settings
 
-    engine = warehouse_engine()
+    settings = get_settings()
+    engine = warehouse_engine(settings)
     upgrade(engine)
     try:
-        key = create_key(engine, name, scope)
+        key = create_key(engine, name, scope, settings.secret_key)
     except ValueError as exc:
         raise fail(str(exc)) from None
     console.print(key, highlight=False, soft_wrap=True)

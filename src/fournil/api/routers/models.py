@@ -1,0 +1,63 @@
+"""GET /v1/models/current: the models served and the promotion record (key scope
+`forecasts:read`)."""
+
+import datetime as dt
+
+from fastapi import APIRouter
+from sqlalchemy import select
+
+from fournil.api.deps import EngineDep, HolderDep, ReadKey, SettingsDep
+from fournil.api.errors import error_responses
+from fournil.api.schemas import ModelInfo, ModelsCurrent
+from fournil.api.serving import Served
+from fournil.db.schema import model_decisions
+
+router = APIRouter(tags=["models"])
+
+
+def _info(served: Served | None) -> ModelInfo | None:
+    if served is None:
+        return None
+    return ModelInfo(name=served.name, version=served.version, metrics=served.metrics)
+
+
+@router.get(
+    "/v1/models/current",
+    response_model=ModelsCurrent,
+    responses=error_responses(401, 403, 429, 503),
+)
+def models_current(
+    key: ReadKey, settings: SettingsDep, engine: EngineDep, holder: HolderDep
+) -> ModelsCurrent:
+    """Champion and challenger with their backtest metrics and the promotion record."""
+    with engine.connect() as conn:
+        decisions = (
+            conn.execute(
+                select(
+                    model_decisions.c.decided_at,
+                    model_decisions.c.model_version,
+                    model_decisions.c.action,
+                    model_decisions.c.champion_before,
+                    model_decisions.c.champion_after,
+                    model_decisions.c.reasons,
+                )
+                .where(model_decisions.c.model_name == settings.model_name)
+                .order_by(model_decisions.c.decision_id.desc())
+                .limit(10)
+            )
+            .mappings()
+            .all()
+        )
+    fallback = _info(holder.fallback)
+    assert fallback is not None
+    return ModelsCurrent(
+        champion=_info(holder.champion),
+        challenger=_info(holder.challenger),
+        fallback=fallback,
+        challenger_share=settings.api_challenger_share,
+        degraded=holder.degraded_reason,
+        decisions=[
+            {k: (str(v) if isinstance(v, dt.datetime) else v) for k, v in d.items()}
+            for d in decisions
+        ],
+    )
