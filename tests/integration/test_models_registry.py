@@ -284,7 +284,7 @@ def test_segment_models_are_gated_and_served_each_on_their_own(
         {"store_id": 1, "product_id": int(pid), "date": str(END_DATE + dt.timedelta(days=1))}
         for pid in products.groupby("family")["product_id"].first()
     ]
-    key = create_key(engine, "segment test", ["predict"])
+    key = create_key(engine, "segment test", ["predict", "forecasts:read"], settings.secret_key)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
@@ -296,6 +296,7 @@ def test_segment_models_are_gated_and_served_each_on_their_own(
     cmd = [sys.executable, "-m", "fournil", "api", "serve", "--port", str(port)]
     with server_process(cmd, base + "/ready", tmp_path / "api.log", env=env):
         ready = httpx.get(base + "/ready").json()
+        current = httpx.get(base + "/v1/models/current", headers={"X-API-Key": key}).json()
         response = httpx.post(
             base + "/v1/predict", json={"rows": rows}, headers={"X-API-Key": key}, timeout=30
         )
@@ -307,4 +308,7 @@ def test_segment_models_are_gated_and_served_each_on_their_own(
         for p in response.json()["predictions"]
     }
     assert served == {f: (names[f], champions[f], "champion") for f in families}
+    assert {f: (m["name"], m["version"]) for f, m in current["segments"].items()} == {
+        f: (names[f], champions[f]) for f in families
+    }
     engine.dispose()

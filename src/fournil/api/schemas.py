@@ -97,6 +97,8 @@ class ModelInfo(BaseModel):
 class ModelsCurrent(BaseModel):
     champion: ModelInfo | None
     challenger: ModelInfo | None
+    #: per-segment champions (FOURNIL_GRANULARITY), by segment value; empty for a global model
+    segments: dict[str, ModelInfo] = {}
     fallback: ModelInfo
     challenger_share: float
     degraded: str | None

@@ -15,9 +15,7 @@ from fournil.db.schema import model_decisions
 router = APIRouter(tags=["models"])
 
 
-def _info(served: Served | None) -> ModelInfo | None:
-    if served is None:
-        return None
+def _info(served: Served) -> ModelInfo:
     return ModelInfo(name=served.name, version=served.version, metrics=served.metrics)
 
 
@@ -29,7 +27,8 @@ def _info(served: Served | None) -> ModelInfo | None:
 def models_current(
     key: ReadKey, settings: SettingsDep, engine: EngineDep, holder: HolderDep
 ) -> ModelsCurrent:
-    """Champion and challenger with their backtest metrics and the promotion record."""
+    """Champion and challenger (and per-segment champions) with their backtest metrics, and
+    the promotion record."""
     with engine.connect() as conn:
         decisions = (
             conn.execute(
@@ -48,12 +47,11 @@ def models_current(
             .mappings()
             .all()
         )
-    fallback = _info(holder.fallback)
-    assert fallback is not None
     return ModelsCurrent(
-        champion=_info(holder.champion),
-        challenger=_info(holder.challenger),
-        fallback=fallback,
+        champion=_info(holder.champion) if holder.champion else None,
+        challenger=_info(holder.challenger) if holder.challenger else None,
+        segments={value: _info(served) for value, served in holder.segments.items()},
+        fallback=_info(holder.fallback),
         challenger_share=settings.api_challenger_share,
         degraded=holder.degraded_reason,
         decisions=[
