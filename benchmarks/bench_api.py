@@ -130,7 +130,7 @@ def main() -> None:
             settings.model_copy(update={"gate_max_latency_ms": 10_000}),
         ).promoted
         run_forecast(engine, settings)
-        key = create_key(engine, "bench", ["admin"])
+        key = create_key(engine, "bench", ["admin"], settings.secret_key)
         engine.dispose()
 
         py = sys.executable

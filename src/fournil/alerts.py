@@ -1,5 +1,6 @@
 """Alerts to a Slack-compatible incoming webhook (Slack, Mattermost, Rocket.Chat, Teams via a
-connector...): flow failures and quality breaches (gate refusals, drift, rejected rows)."""
+connector...), for what happens at a moment: flow failures, gate refusals, many rejected rows,
+run-health problems. Lasting states (drift, stale pipelines, accuracy) are Alertmanager's."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import logging
 import httpx
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from fournil.settings import Settings, get_settings
+from fournil.settings import Settings
 
 log = logging.getLogger("fournil.alerts")
 
@@ -35,12 +36,9 @@ def _post(url: str, body: dict[str, object]) -> None:
     response.raise_for_status()
 
 
-def notify(
-    title: str, lines: list[str], severity: str = "warning", settings: Settings | None = None
-) -> bool:
-    """Send an alert if a webhook is configured. Never raises: a broken webhook must not fail
-    the pipeline it reports on (the failure is logged)."""
-    settings = settings or get_settings()
+def notify(title: str, lines: list[str], *, settings: Settings, severity: str = "warning") -> bool:
+    """Send an alert if the settings name a webhook. Never raises: a broken webhook must not
+    fail the pipeline it reports on (the failure is logged)."""
     if not settings.alert_webhook_url:
         log.info("alert (no webhook configured): %s %s", title, lines)
         return False

@@ -1,23 +1,22 @@
 """What the Prefect flows share: run recording, alert hooks, artifacts, the task runner, and
 the deployments as code (`fournil flows deploy`).
 
-The flows themselves (`flows/*.py`) are thin: tasks call the library, nothing else.
+The flows themselves (`fournil.flows.*`) are thin: their tasks call `fournil.pipeline`, and
+they add only what is here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from fournil import alerts
-from fournil.db import upgrade, warehouse_engine
+from fournil.db import require_current, warehouse_engine
 from fournil.pipeline_runs import RunRecorder
 from fournil.settings import Settings, get_settings
 
@@ -25,21 +24,41 @@ log = logging.getLogger("fournil.flows")
 
 
 def recorder(flow: str) -> RunRecorder:
-    """A run recorder keyed by the Prefect flow run id (a uuid outside Prefect)."""
+    """A run recorder keyed by the Prefect flow run id (a uuid outside Prefect). Fails the
+    run when the warehouse schema is not current: flows never migrate (`fournil db upgrade`
+    does, the compose `migrate` job runs it)."""
     from prefect.runtime import deployment, flow_run
 
     engine = warehouse_engine()
-    upgrade(engine)
+    require_current(engine)
     run_id = str(flow_run.id) if flow_run.id else None
     return RunRecorder(engine, flow, run_id, deployment.name)
 
 
+def record(
+    run: RunRecorder,
+    *,
+    rows: int | None = None,
+    warnings: int | None = None,
+    metrics: dict[str, float] | None = None,
+) -> None:
+    """Put a pipeline step's figures (its result's rows, warnings, metrics) on the run."""
+    if rows is not None:
+        run.rows_processed = rows
+    if warnings is not None:
+        run.warnings = warnings
+    run.metrics.update(metrics or {})
+
+
 def on_failure(flow: Any, flow_run: Any, state: Any) -> None:
     """Prefect flow hook: a failed run sends a critical alert."""
+    from fournil.settings import get_settings  # a hook is an entry point: it reads the settings
+
     message = state.message or "failed"
     alerts.notify(
         f"flow {flow.name} failed",
         [f"run {flow_run.name} ({flow_run.id})", str(message)[:500]],
+        settings=get_settings(),
         severity="critical",
     )
 
@@ -107,14 +126,16 @@ def task_runner(settings: Settings | None = None) -> Any:
 
 @dataclass(frozen=True)
 class DeploymentSpec:
-    flow: str  # flows/<flow>.py:<flow>_flow
+    flow: str  # the module fournil.flows.<flow>, its function <flow>_flow
     name: str
     cron: Callable[[Settings], str]
     description: str
 
     @property
     def entrypoint(self) -> str:
-        return f"flows/{self.flow}.py:{self.flow}_flow"
+        """A module path in the installed package (Prefect's MODULE_PATH entrypoint: dots, no
+        colon), so a worker imports the flow from any folder, with no code to pull."""
+        return f"fournil.flows.{self.flow}.{self.flow}_flow"
 
     @property
     def full_name(self) -> str:
@@ -133,36 +154,34 @@ DEPLOYMENTS = (
 )
 
 
-def project_root() -> Path:
-    """The folder holding `flows/`: the current one, or the source checkout of this package."""
-    for candidate in (Path.cwd(), Path(__file__).resolve().parents[2]):
-        if (candidate / "flows").is_dir():
-            return candidate
-    raise RuntimeError("cannot find the flows/ folder: run from the project root")
+def load_flow(spec: DeploymentSpec) -> Any:
+    """The flow object of a deployment, imported from the installed package."""
+    from prefect.flows import load_flow_from_entrypoint
+
+    return load_flow_from_entrypoint(spec.entrypoint, use_placeholder_flow=False)
 
 
-def deploy_all(settings: Settings | None = None, source: Path | None = None) -> list[str]:
+def deploy_all(settings: Settings | None = None) -> list[str]:
     """Register every deployment on the Prefect API, with cron schedules in the business's time
-    zone, on the configured process work pool (created if missing)."""
-    from prefect import flow as prefect_flow
+    zone, on the configured process work pool (created if missing). The entrypoints are module
+    paths: the worker runs the flows from the installed package, nothing is pulled."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectAlreadyExists
     from prefect.schedules import Cron
+    from prefect.types.entrypoint import EntrypointType
 
     settings = settings or get_settings()
-    root = (source or project_root()).resolve()
     with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
         client.create_work_pool(WorkPoolCreate(name=settings.work_pool, type="process"))
     names = []
     for spec in DEPLOYMENTS:
-        remote = prefect_flow.from_source(source=str(root), entrypoint=spec.entrypoint)
-        assert not inspect.isawaitable(remote)  # sync context: from_source returns the flow
-        remote.deploy(
+        load_flow(spec).deploy(
             name=spec.name,
             work_pool_name=settings.work_pool,
             schedules=[Cron(spec.cron(settings), timezone=settings.timezone)],
             description=spec.description,
+            entrypoint_type=EntrypointType.MODULE_PATH,
             build=False,
             push=False,
             print_next_steps=False,

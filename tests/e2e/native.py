@@ -227,7 +227,7 @@ class Native:
         self.translations.append(f"{service}: {shlex.join(command)}")
         return subprocess.Popen(
             command,
-            cwd=self.root,  # the image's WORKDIR holds flows/ as the repository root does
+            cwd=self.root,
             env=self.process_env(service),
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,

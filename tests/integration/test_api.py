@@ -126,9 +126,9 @@ def api(pg_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     assert promote(engine, v1.name, v1.version, settings, CONFIG).promoted
     run_forecast(engine, settings)
     keys = {
-        "read": create_key(engine, "dashboards", ["forecasts:read"]),
-        "predict": create_key(engine, "shop app", ["predict"]),
-        "admin": create_key(engine, "ops", ["admin"]),
+        "read": create_key(engine, "dashboards", ["forecasts:read"], settings.secret_key),
+        "predict": create_key(engine, "shop app", ["predict"], settings.secret_key),
+        "admin": create_key(engine, "ops", ["admin"], settings.secret_key),
     }
     app = create_app(settings, engine)
     for base in serve(app, free_port()):
@@ -164,7 +164,7 @@ def test_auth_no_key_wrong_key_wrong_scope_revoked(api: Api) -> None:
     )
     assert wrong.status_code == 403 and wrong.json()["error"]["code"] == "forbidden"
     assert api.get("/v1/models/current", key="admin").status_code == 200  # admin has every scope
-    api.keys["revoked"] = create_key(api.engine, "old", ["forecasts:read"])
+    api.keys["revoked"] = create_key(api.engine, "old", ["forecasts:read"], api.settings.secret_key)
     assert api.get("/v1/models/current", key="revoked").status_code == 200
     revoke_key(api.engine, api.keys["revoked"].split("_")[1])
     deadline = time.monotonic() + api.settings.api_key_cache_seconds + 2
@@ -560,7 +560,7 @@ def test_the_deploy_smoke_test_passes_on_a_good_api_and_fails_on_a_wrong_key(
     assert len(temporary) == 1 and temporary[0]["revoked_at"] is not None  # cleaned up
 
     store = 1  # the generator numbers stores from 1
-    both = create_key(api.engine, "smoke", ["forecasts:read", "predict"])
+    both = create_key(api.engine, "smoke", ["forecasts:read", "predict"], api.settings.secret_key)
     checks = run_smoke(api.url, both, store, wait_seconds=5)
     assert [(c.name, c.ok) for c in checks] == [
         ("health", True),
@@ -568,7 +568,7 @@ def test_the_deploy_smoke_test_passes_on_a_good_api_and_fails_on_a_wrong_key(
         ("forecasts", True),
         ("predict", True),
     ], checks
-    read_only = create_key(api.engine, "read only", ["forecasts:read"])
+    read_only = create_key(api.engine, "read only", ["forecasts:read"], api.settings.secret_key)
     checks = run_smoke(api.url, read_only, store, wait_seconds=5)
     assert checks[-1].name == "predict" and not checks[-1].ok
     assert "403" in checks[-1].detail

@@ -9,6 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
+
+from fournil.db.migrate import alembic_config, head_revision
 
 CLI = [sys.executable, "-m", "fournil"]
 
@@ -23,7 +26,15 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )
 
 
-def test_generate_then_etl_then_rerun(tmp_path: Path, isolated_settings: Path) -> None:
+@pytest.fixture
+def migrated(isolated_settings: Path) -> Path:
+    """The embedded warehouse, migrated the one way there is: `fournil db upgrade`."""
+    done = run("db", "upgrade")
+    assert done.returncode == 0, done.stderr
+    return isolated_settings
+
+
+def test_generate_then_etl_then_rerun(tmp_path: Path, migrated: Path) -> None:
     out = tmp_path / "drop"
     gen = run(
         "data",
@@ -47,7 +58,7 @@ def test_generate_then_etl_then_rerun(tmp_path: Path, isolated_settings: Path) -
     first = run("etl", "run", "--source", str(out))
     assert first.returncode == 0, first.stderr
     assert "success" in first.stdout and "rows quarantined" in first.stdout
-    assert (isolated_settings / "warehouse.db").exists()
+    assert (migrated / "warehouse.db").exists()
     second = run("etl", "run", "--source", str(out))
     assert second.returncode == 0
 
@@ -63,7 +74,7 @@ def test_generate_then_etl_then_rerun(tmp_path: Path, isolated_settings: Path) -
     ],
 )
 def test_a_bad_file_exits_1_with_a_one_line_error(
-    tmp_path: Path, body: bytes, message: str
+    tmp_path: Path, migrated: Path, body: bytes, message: str
 ) -> None:
     path = tmp_path / "sales.csv"
     path.write_bytes(body)
@@ -73,7 +84,7 @@ def test_a_bad_file_exits_1_with_a_one_line_error(
     assert "Traceback" not in result.stdout + result.stderr
 
 
-def test_usage_errors_are_one_line(tmp_path: Path) -> None:
+def test_usage_errors_are_one_line(tmp_path: Path, migrated: Path) -> None:
     missing = run("etl", "run", "--source", str(tmp_path / "nope"))
     assert missing.returncode == 1
     assert "no such file or folder" in missing.stderr
@@ -81,6 +92,38 @@ def test_usage_errors_are_one_line(tmp_path: Path) -> None:
     unknown = tmp_path / "weird.csv"
     unknown.write_text("a,b\n1,2\n")
     assert "cannot tell what weird.csv holds" in run("etl", "run", "--source", str(unknown)).stderr
+
+
+def test_commands_never_migrate_a_warehouse_they_find_behind(
+    tmp_path: Path, isolated_settings: Path
+) -> None:
+    """Only `fournil db upgrade` (and the demo's own set-up) migrates: on a warehouse with no
+    schema, or an older one, a command stops with one line naming it and changes nothing."""
+    drop = tmp_path / "sales.csv"
+    drop.write_text("date,store_id,product_id,units_sold,price,promo\n")
+    commands = [("forecast",), ("etl", "run", "--source", str(drop)), ("flows", "run", "etl")]
+    for args in commands:
+        done = run(*args)
+        assert done.returncode == 1, (args, done.stdout, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, (args, done.stderr)
+        assert "has no schema" in lines[0] and "run `fournil db upgrade`" in lines[0], lines
+        assert "Traceback" not in done.stdout + done.stderr
+    assert run("db", "current").returncode == 1  # still nothing: nobody migrated it
+    head = head_revision()
+    assert head is not None
+    previous = ScriptDirectory.from_config(alembic_config("sqlite://")).get_revision(head)
+    assert previous is not None and isinstance(previous.down_revision, str)
+    assert run("db", "upgrade", previous.down_revision).returncode == 0  # one behind head
+    behind = run("forecast")
+    assert behind.returncode == 1
+    assert (
+        f"at schema revision {previous.down_revision}, not head {head}: "
+        "run `fournil db upgrade`" in behind.stderr
+    )
+    assert run("db", "upgrade").returncode == 0
+    now = run("forecast")  # current: the command runs (and stops on what is missing instead)
+    assert now.returncode == 1 and "db upgrade" not in now.stderr, now.stderr
 
 
 def test_production_mode_with_placeholder_secret_refuses_to_start() -> None:
@@ -110,7 +153,7 @@ def test_demo_runs_on_embedded_defaults(isolated_settings: Path) -> None:
     assert "reproduced exactly" in verified.stdout
 
 
-def test_api_keys_are_created_listed_and_revoked() -> None:
+def test_api_keys_are_created_listed_and_revoked(migrated: Path) -> None:
     created = run("apikey", "create", "--name", "shop app", "--scope", "predict")
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip()

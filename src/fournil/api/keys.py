@@ -32,19 +32,12 @@ def _digest(secret: str, secret_key: SecretStr) -> str:
     return hmac.new(pepper, secret.encode(), hashlib.sha256).hexdigest()
 
 
-def create_key(
-    engine: Engine, name: str, scopes: list[str], secret_key: SecretStr | None = None
-) -> str:
+def create_key(engine: Engine, name: str, scopes: list[str], secret_key: SecretStr) -> str:
     """Create a key and return it in full (shown once; only its hash, keyed by `secret_key`,
-    is kept). Pass `settings.secret_key`; None reads the global settings, only for callers not
-    passing it yet (`fournil demo`)."""
+    the settings' FOURNIL_SECRET_KEY, is kept)."""
     unknown = [s for s in scopes if s not in SCOPES]
     if unknown or not scopes:
         raise ValueError(f"scopes must be among {', '.join(SCOPES)}, got {scopes}")
-    if secret_key is None:  # TODO: remove once src/fournil/cli/demo.py passes settings.secret_key
-        from fournil.settings import get_settings
-
-        secret_key = get_settings().secret_key
     key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(24)
     digest = _digest(secret, secret_key)
     with engine.begin() as conn:

@@ -9,7 +9,7 @@ import typer
 from fastapi import FastAPI
 from rich.table import Table
 
-from fournil.cli.app import console, fail
+from fournil.cli.common import console, fail, warehouse
 
 app = typer.Typer(help="The HTTP API.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys (only their hash is stored).", no_args_is_help=True)
@@ -32,11 +32,10 @@ def serve(
     """Serve the API with uvicorn (the champion is loaded before traffic is accepted)."""
     import uvicorn
 
-    from fournil.db import upgrade, warehouse_engine
     from fournil.settings import get_settings
 
     settings = get_settings()
-    upgrade(warehouse_engine(settings))
+    warehouse(settings).dispose()  # the schema must be current: `fournil db upgrade` migrates
     workers = workers or settings.api_workers
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="fournil-metrics-")
@@ -106,12 +105,10 @@ def create(
 ) -> None:
     """Create a key and print it once."""
     from fournil.api.keys import create_key
-    from fournil.db import upgrade, warehouse_engine
     from fournil.settings import get_settings
 
     settings = get_settings()
-    engine = warehouse_engine(settings)
-    upgrade(engine)
+    engine = warehouse(settings)
     try:
         key = create_key(engine, name, scope, settings.secret_key)
     except ValueError as exc:
@@ -132,10 +129,8 @@ def revoke(key_id: str = typer.Argument(..., help="The key's id (fk_<id>_...).")
 @keys_app.command("list")
 def list_() -> None:
     from fournil.api.keys import list_keys
-    from fournil.db import upgrade, warehouse_engine
 
-    engine = warehouse_engine()
-    upgrade(engine)
+    engine = warehouse()
     table = Table(title="API keys")
     for column in ("id", "name", "scopes", "created", "revoked"):
         table.add_column(column)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from fournil.cli.app import console, fail
+from fournil.cli.common import console, fail
 
 app = typer.Typer(help="Synthetic bakery data.", no_args_is_help=True)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from fournil.cli.app import console, fail
+from fournil.cli.common import console, fail
 
 app = typer.Typer(help="Warehouse schema: migrations.", no_args_is_help=True)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from fournil.cli.app import console
+from fournil.cli.common import console
 
 
 def demo(
@@ -16,15 +16,16 @@ def demo(
         False, "--serve", help="Then create a demo API key and serve the API."
     ),
 ) -> None:
-    """Generate a small chain's data, load it, train, promote and forecast; then say where to
-    look."""
+    """Generate a small chain's data, load it, train, promote, forecast and monitor; then say
+    where to look."""
     from sqlalchemy import func, select
 
+    from fournil import pipeline
     from fournil.cli.etl import results_table
     from fournil.data.generator import GeneratorConfig, generate
     from fournil.db import upgrade, warehouse_engine
+    from fournil.db.migrate import current_revision
     from fournil.db.schema import forecasts, quarantine, sales
-    from fournil.etl.runner import run_etl
     from fournil.settings import get_settings
 
     settings = get_settings()
@@ -35,7 +36,8 @@ def demo(
         f"home: [bold]{home}[/]  warehouse: "
         f"[bold]{engine.url.render_as_string(hide_password=True)}[/]"
     )
-    upgrade(engine)
+    upgrade(engine)  # the demo sets up its own warehouse: `fournil db upgrade`, explicitly
+    console.print(f"0. warehouse schema at revision {current_revision(engine)}")
     drop = home / "drops" / "demo"
     generated = generate(
         GeneratorConfig(stores=stores, products=products, days=days, seed=seed, bad_row_rate=0.002),
@@ -45,7 +47,7 @@ def demo(
         f"1. generated {generated.rows:,} sales rows into {drop} "
         f"({generated.bad_rows} deliberately bad)"
     )
-    result = run_etl(drop, engine)
+    result = pipeline.ingest(engine, settings, drop, only_new=False)
     console.print("2. loaded them:")
     console.print(results_table(result.files))
     with engine.connect() as conn:
@@ -64,32 +66,28 @@ def demo(
         console.print("   quarantined rows by reason (top 5):")
         for reason, n in reasons:
             console.print(f"   {n:>5}  {reason}", highlight=False)
-    if not all(f.status == "success" for f in result.files):
+    if not result.ok:
         raise typer.Exit(1)
 
-    from fournil.forecast import run_forecast
-    from fournil.models.gate import promote
-    from fournil.models.training import train
-
     with console.status("4. training (backtest, fit, MLflow)...") as status:
-        versions = train(
+        trained = pipeline.train_and_gate(
             engine,
             settings,
             granularity="global",
             truth_path=generated.expected_path,
             progress=lambda message: status.update(f"4. training: {message}"),
         )
-    for v in versions:
+    for v in trained.versions:
         console.print(
             f"4. trained {v.name} v{v.version}: backtest WAPE {v.wape:.3f} "
             f"(seasonal naive {v.wape_naive:.3f}, linear {v.wape_linear:.3f}, "
             f"noise floor {v.wape_noise_floor or float('nan'):.3f})"
         )
-    decision = promote(engine, versions[0].name, versions[0].version, settings)
-    console.print(f"5. gate: {decision.action} v{decision.version}")
-    for reason in decision.reasons:
-        console.print(f"   {reason}", highlight=False)
-    made = run_forecast(engine, settings)
+    for decision in trained.decisions:
+        console.print(f"5. gate: {decision.action} v{decision.version}")
+        for reason in decision.reasons:
+            console.print(f"   {reason}", highlight=False)
+    made = pipeline.forecast(engine, settings)
     console.print(f"6. wrote {made.rows:,} forecasts from {made.forecast_date}")
     with engine.connect() as conn:
         sample = conn.execute(
@@ -111,6 +109,14 @@ def demo(
             f"{row.yhat:.1f} [{row.yhat_lower:.1f}, {row.yhat_upper:.1f}]",
             highlight=False,
         )
+    with console.status("7. monitoring (accuracy, drift, run health)..."):
+        watched = pipeline.monitor(engine, settings)
+    console.print(
+        f"7. monitoring: {len(watched.drifted)} drifted feature(s), "
+        f"{len(watched.overall)} model version(s) scored on actuals, "
+        f"run health: {'; '.join(watched.problems) or 'ok'}",
+        highlight=False,
+    )
     console.print(
         f"\nLook: `mlflow ui --backend-store-uri {settings.tracking_uri}` (runs, plots, "
         "registry); `fournil model status`; the `forecasts` table in the warehouse."
@@ -127,7 +133,7 @@ def _serve(engine, settings, origin) -> None:  # type: ignore[no-untyped-def]
     from fournil.api.app import create_app
     from fournil.api.keys import create_key
 
-    key = create_key(engine, "demo", ["admin"])
+    key = create_key(engine, "demo", ["admin"], settings.secret_key)
     base = f"http://{settings.api_host}:{settings.api_port}"
     day = origin + dt.timedelta(days=1)
     console.rule("[bold]API")

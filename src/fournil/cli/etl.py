@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
-from fournil.cli.app import console, fail
-from fournil.etl.runner import FileResult
+from fournil.cli.common import console, fail, warehouse
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from fournil.etl.runner import FileResult
 
 app = typer.Typer(help="Load sales, stores and products drops.", no_args_is_help=True)
 
 
 def results_table(files: list[FileResult]) -> Table:
+    from rich.table import Table
+
     table = Table(title="ETL runs", title_justify="left")
     for column in ("run", "file", "status", "read", "inserted", "updated", "unchanged", "rejected"):
         table.add_column(column, justify="right" if column not in ("file", "status") else "left")
@@ -40,14 +46,15 @@ def run(
     """Validate and load drops; bad rows go to the quarantine, each with its reason."""
     from rich.progress import Progress, SpinnerColumn, TimeElapsedColumn
 
-    from fournil.db import upgrade, warehouse_engine
+    from fournil import pipeline
     from fournil.etl.contract import CONTRACTS
-    from fournil.etl.runner import EtlError, run_etl
+    from fournil.etl.runner import EtlError
+    from fournil.settings import get_settings
 
     if kind is not None and kind not in CONTRACTS:
         raise fail(f"--kind must be one of {', '.join(CONTRACTS)}")
-    engine = warehouse_engine()
-    upgrade(engine)
+    settings = get_settings()
+    engine = warehouse(settings)
     with Progress(
         SpinnerColumn(),
         "[progress.description]{task.description}",
@@ -61,7 +68,15 @@ def run(
             progress.update(task, description=f"{path.name}: {rows:,} rows read")
 
         try:
-            result = run_etl(source, engine, kind=kind, on_progress=on_progress)
+            result = pipeline.ingest(
+                engine,
+                settings,
+                source,
+                only_new=False,  # what the user names is loaded, even if loaded before
+                kind=kind,
+                alert=False,  # someone is at the terminal: no webhook alert
+                on_progress=on_progress,
+            )
         except EtlError as exc:
             raise fail(str(exc)) from None
     console.print(results_table(result.files))

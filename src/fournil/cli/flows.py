@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from fournil.cli.app import console, fail
+from fournil.cli.common import console, fail, warehouse
 
 app = typer.Typer(
     help="Prefect flows: deploy them with schedules, or run one now.", no_args_is_help=True
@@ -54,16 +54,16 @@ def run(
 ) -> None:
     """Run flows now, in this process, in order (one Prefect ephemeral API for all of them
     unless PREFECT_API_URL is set); stop at the first that fails."""
-    from prefect.flows import load_flow_from_entrypoint
-
-    from fournil.orchestration import project_root
-
     unknown = [n for n in names if n not in FLOW_NAMES]
     if unknown:
         raise fail(f"unknown flow {unknown[0]!r}: use {', '.join(FLOW_NAMES)}")
+    warehouse().dispose()  # the schema is current, or a one-line error now (flows never migrate)
+
+    from fournil.orchestration import DEPLOYMENTS, load_flow
+
+    specs = {spec.flow: spec for spec in DEPLOYMENTS}
     for name in names:
-        entrypoint = str(project_root() / "flows" / f"{name}.py") + f":{name}_flow"
-        flow: Any = load_flow_from_entrypoint(entrypoint)
+        flow: Any = load_flow(specs[name])
         params: dict[str, str] = {}
         if date and name == "forecast":
             params["date"] = date

@@ -6,7 +6,7 @@ import datetime as dt
 
 import typer
 
-from fournil.cli.app import console, fail
+from fournil.cli.common import console, fail, warehouse
 
 
 def forecast(
@@ -15,18 +15,19 @@ def forecast(
 ) -> None:
     """Forecast every active store x product for the next days; idempotent per model version
     and forecast date."""
-    from fournil.db import upgrade, warehouse_engine
-    from fournil.forecast import ForecastError, run_forecast
+    from fournil import pipeline
+    from fournil.forecast import ForecastError
+    from fournil.settings import get_settings
 
     try:
         origin = dt.date.fromisoformat(date) if date else None
     except ValueError:
         raise fail(f"--date must be YYYY-MM-DD, got {date!r}") from None
-    engine = warehouse_engine()
-    upgrade(engine)
+    settings = get_settings()
+    engine = warehouse(settings)
     try:
         with console.status("forecasting..."):
-            result = run_forecast(engine, forecast_date=origin, horizon=horizon)
+            result = pipeline.forecast(engine, settings, date=origin, horizon=horizon)
     except ForecastError as exc:
         raise fail(str(exc)) from None
     models = ", ".join(f"{n} v{v}" for n, v in result.models.items())

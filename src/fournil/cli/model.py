@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 from sqlalchemy import Engine
 
-from fournil.cli.app import console, fail
+from fournil.cli.common import console, fail, warehouse
 
 app = typer.Typer(
     help="Train, gate, promote and roll back forecasting models.", no_args_is_help=True
@@ -16,11 +16,7 @@ app = typer.Typer(
 
 
 def _engine() -> Engine:
-    from fournil.db import upgrade, warehouse_engine
-
-    engine = warehouse_engine()
-    upgrade(engine)
-    return engine
+    return warehouse()  # the schema must be current: `fournil db upgrade` migrates
 
 
 @app.command()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from fournil.cli.app import console, fail
+from fournil.cli.common import console, fail, warehouse
 
 
 def parity(
@@ -24,7 +24,7 @@ def parity(
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
-    from fournil.db import make_engine, upgrade, warehouse_engine
+    from fournil.db import make_engine
     from fournil.parity import compare
     from fournil.parity import save as save_checks
 
@@ -53,8 +53,7 @@ def parity(
         console.print(table)
     console.print(f"{len(checks)} figures compared, {len(differ)} differ")
     if save:
-        engine = warehouse_engine()
-        upgrade(engine)
+        engine = warehouse()
         at = save_checks(engine, checks, label_a, label_b)
         console.print(f"saved to parity_checks at {at:%Y-%m-%d %H:%M:%S} UTC")
     if strict and differ:

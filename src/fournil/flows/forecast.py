@@ -6,8 +6,9 @@ import datetime as dt
 
 from prefect import flow, task
 
+from fournil import pipeline
 from fournil.db import warehouse_engine
-from fournil.forecast import ForecastResult, run_forecast
+from fournil.forecast import ForecastResult
 from fournil.orchestration import markdown_artifact, on_failure, recorder, transient
 from fournil.settings import get_settings
 
@@ -15,7 +16,7 @@ from fournil.settings import get_settings
 @task(retry_condition_fn=transient, retries=2, retry_delay_seconds=30, timeout_seconds=3600)
 def write_forecasts(date: str | None) -> ForecastResult:
     origin = dt.date.fromisoformat(date) if date else None
-    return run_forecast(warehouse_engine(), get_settings(), forecast_date=origin)
+    return pipeline.forecast(warehouse_engine(), get_settings(), date=origin)
 
 
 @flow(name="forecast", on_failure=[on_failure], log_prints=True)

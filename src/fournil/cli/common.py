@@ -1,0 +1,42 @@
+"""What every `fournil` sub-command shares: the consoles, one-line errors, and the warehouse
+engine behind the schema check. Cheap to import: `fournil --help` loads nothing heavier."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from fournil.settings import Settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print a one-line error and return the Exit to raise."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def warehouse(settings: Settings | None = None) -> Engine:
+    """The warehouse engine, once its schema is known to be current; otherwise exit 1 with a
+    one-line error naming `fournil db upgrade` (commands never migrate on their own)."""
+    from sqlalchemy.exc import OperationalError
+
+    from fournil.db import SchemaNotCurrentError, require_current, warehouse_engine
+
+    engine = warehouse_engine(settings)
+    try:
+        require_current(engine)
+    except SchemaNotCurrentError as exc:
+        engine.dispose()
+        raise fail(str(exc)) from None
+    except OperationalError as exc:
+        engine.dispose()
+        raise fail(f"cannot reach the warehouse: {str(exc.orig).strip().splitlines()[0]}") from None
+    return engine
