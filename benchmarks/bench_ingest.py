@@ -18,6 +18,7 @@ import datetime as dt
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from rich.console import Console
@@ -83,10 +84,11 @@ def main() -> None:
         def raw_copy() -> None:
             raw = engine.raw_connection()
             try:
+                driver: Any = raw.driver_connection  # psycopg's own connection: COPY
                 with (
-                    raw.cursor() as cur,
+                    driver.cursor() as cur,
                     gen.sales_path.open("rb") as fh,
-                    cur.copy(COPY_SQL) as copy,  # type: ignore[attr-defined]
+                    cur.copy(COPY_SQL) as copy,
                 ):
                     while block := fh.read(1 << 20):
                         copy.write(block)

@@ -50,7 +50,8 @@ def main() -> int:
 
     app = create_app()
     with app.app_context():
-        from superset import security_manager
+        # Superset runs in its own virtualenv; here mypy sees this folder as `superset`
+        from superset import security_manager  # type: ignore[attr-defined]
         from superset.commands.importers.v1.assets import ImportAssetsCommand
 
         g.user = security_manager.find_user(username=os.environ.get("SUPERSET_ADMIN_USER", "admin"))

@@ -23,6 +23,7 @@ from fournil.features import WINDOW, PanelRequests, Vocabulary, from_panel
 from fournil.forecast import last_sales_date
 from fournil.models.estimators import Forecaster
 from fournil.panel import Panel, load_panel
+from fournil.scores import wape
 from fournil.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ def _scores(part: pd.DataFrame) -> pd.Series:
         {
             "n": len(part),
             "actual_sum": total,
-            "wape": float(np.abs(err).sum() / total) if total > 0 else np.nan,
+            "wape": wape(part["actual"], part["yhat"]),
             "rmse": float(np.sqrt(np.mean(err**2))),
             "bias": float(err.mean()),
             "coverage": float(inside[has_interval].mean()) if has_interval.any() else np.nan,

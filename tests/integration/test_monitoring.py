@@ -20,9 +20,9 @@ from fournil import alerts
 from fournil.data.generator import GeneratedData, GeneratorConfig, generate
 from fournil.db.schema import drift_reports, etl_runs, forecasts, pipeline_runs
 from fournil.etl.runner import run_etl
-from fournil.metrics import PipelineCollector
 from fournil.monitoring import drift_report, psi, run_health, score_forecasts
 from fournil.pipeline_runs import RunRecorder
+from fournil.prometheus import PipelineCollector
 from fournil.settings import get_settings, reset_settings_cache
 from tests.conftest import END_DATE
 

@@ -23,7 +23,7 @@ from prometheus_client import (
 from sqlalchemy import Engine, insert
 
 from fournil.db.schema import prediction_log
-from fournil.metrics import PipelineCollector
+from fournil.prometheus import PipelineCollector
 
 log = logging.getLogger("fournil.api")
 

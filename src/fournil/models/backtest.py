@@ -21,6 +21,7 @@ import pandas as pd
 from fournil.features import WINDOW, Inputs, PanelRequests, Vocabulary, from_panel
 from fournil.models.estimators import Forecaster, ModelSpec, fit
 from fournil.panel import Panel
+from fournil.scores import wape
 
 BASELINES = ("seasonal_naive", "linear")
 
@@ -138,7 +139,7 @@ class Backtest:
             out = {}
             for m in methods:
                 err = part[m].to_numpy() - y
-                out[f"wape_{m}"] = np.abs(err).sum() / max(y.sum(), 1e-9)
+                out[f"wape_{m}"] = wape(y, part[m].to_numpy())
                 out[f"rmse_{m}"] = float(np.sqrt(np.mean(err**2)))
             out["rows"] = len(part)
             return pd.Series(out)

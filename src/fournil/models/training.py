@@ -44,6 +44,7 @@ from fournil.models.backtest import (
 from fournil.models.estimators import Forecaster, ModelSpec
 from fournil.models.pyfunc import ForecasterModel, write_artifacts
 from fournil.panel import Panel, load_panel
+from fournil.scores import wape
 from fournil.settings import Settings, get_settings
 
 log = logging.getLogger("fournil.train")
@@ -410,6 +411,4 @@ def compare_with_global(
     for fitted in fits:
         mine = fitted.backtest.predictions[[*keys, "actual"]]
         joined = mine.merge(overall[[*keys, "model"]], on=keys, how="inner")
-        fitted.global_wape = float(
-            np.abs(joined["model"] - joined["actual"]).sum() / max(joined["actual"].sum(), 1e-9)
-        )
+        fitted.global_wape = wape(joined["actual"], joined["model"])

@@ -4,7 +4,7 @@ Why not a Pushgateway: the `pipeline_runs`, `forecast_accuracy` and `drift_repor
 already the durable record (dashboards and Superset read them too); a Pushgateway would be one
 more service holding a second, volatile copy, whose "last push" hides a flow that never ran.
 Reading the tables survives restarts, and exposing the last run's timestamp lets an alert rule
-catch a missed schedule. The API (and `fournil metrics serve`) register this collector.
+catch a missed schedule. The API registers this collector on its `/metrics`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from fournil.db.schema import drift_reports, forecast_accuracy, pipeline_runs
 
-log = logging.getLogger("fournil.metrics")
+log = logging.getLogger("fournil.prometheus")
 
 
 class PipelineCollector(Collector):
