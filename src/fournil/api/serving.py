@@ -74,7 +74,8 @@ class ModelHolder:
         self.champion: Served | None = None  # the global model's
         self.challenger: Served | None = None
         self.segments: dict[str, Served] = {}  # segment value -> its champion
-        self.granularity = settings.granularity
+        #: how rows map to segments: the resolver's, so the API cannot route differently
+        self.routing = registry.Routing(settings.granularity, registry.CHAMPION)
         self.fallback: Served = NAIVE
         self.registry_error: str | None = None
         self._stop = threading.Event()
@@ -111,6 +112,7 @@ class ModelHolder:
                     segments[value] = _load(client, ref.name, ref.version)
                     log.info("segment %s champion now %s v%s", value, ref.name, ref.version)
             self.segments = segments  # one reference swap
+            self.routing = champions
             if (
                 self.challenger
                 and self.champion
@@ -178,12 +180,7 @@ class ModelHolder:
         out = pd.DataFrame(
             index=raw.index, columns=["yhat", "yhat_lower", "yhat_upper"], dtype=float
         )
-        segments = (
-            raw[self.granularity].astype(str).to_numpy()
-            if self.segments and self.granularity in raw
-            else np.full(len(raw), "", dtype=object)
-        )
-        meant = self._model_for(arms, segments)
+        meant = self._model_for(arms, self.routing.segment_of(raw))
         used: list[Served | None] = [None] * len(raw)
         used_arms = [arm for arm, _ in meant]
         fell_back = 0
