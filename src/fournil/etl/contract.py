@@ -5,7 +5,10 @@ A drop file is read with every field as text. Validation then happens in two ste
 1. *parsing* turns text into types (whole numbers, numbers, ISO dates, booleans); a field that
    does not parse gives a reason such as ``units_sold: 'abc' is not a whole number``;
 2. a *pandera* schema checks the parsed rows: ranges, allowed values, dates not in the future,
-   unknown stores or products, duplicate keys within the file.
+   unknown stores or products.
+
+Duplicate keys are the loader's to catch (`fournil.etl.load.KeyIndex`), across the chunks of a
+file, with the line of the first row that had the key.
 
 Every failing row is kept with all of its reasons, joined by ``; ``. README documents the same
 contract for the people who send the files.
@@ -251,14 +254,10 @@ def _schema(contract: Contract, ctx: Context) -> pa.DataFrameSchema:
     else:
         columns["product_id"].checks = [positive_id]
         columns["base_price"].checks = [pa.Check.gt(0, error="must be positive")]
-    return pa.DataFrameSchema(
-        columns, unique=list(contract.key), report_duplicates="exclude_first", strict=False
-    )
+    return pa.DataFrameSchema(columns, strict=False)
 
 
 def _describe_failure(column: str, check: str, case: object, contract: Contract) -> str:
-    if check == "multiple_fields_uniqueness":
-        return f"duplicate {'/'.join(contract.key)}: an earlier row of the file has the same key"
     if check == "not_nullable":
         return f"{column} is missing"
     value = case.date() if isinstance(case, pd.Timestamp) else case
@@ -309,15 +308,10 @@ def validate(raw: pa_arrow.Table, contract: Contract, ctx: Context) -> Validated
         _schema(contract, ctx).validate(checked, lazy=True)
     except pa.errors.SchemaErrors as errors:
         cases = errors.failure_cases.dropna(subset=["index"])
-        seen_dupes: set[int] = set()
         for column, check, case, index in cases[
             ["column", "check", "failure_case", "index"]
         ].itertuples(index=False):
             row = int(index)
-            if check == "multiple_fields_uniqueness":
-                if row in seen_dupes:  # reported once per key column
-                    continue
-                seen_dupes.add(row)
             problems.setdefault(row, []).append(
                 _describe_failure(str(column), str(check), case, contract)
             )

@@ -55,9 +55,10 @@ class MergeCounts:
 class KeyIndex:
     """The keys a file has had so far (as sorted int64 codes), and the line of each.
 
-    Catches a key repeated in a later chunk before that chunk is merged. Adding a chunk merges
-    two sorted runs (a stable sort, linear on such input), so a file of n rows costs about
-    n * chunks / 2 copies, not a sort per chunk.
+    The one check for duplicate keys: a key repeated within a chunk or in a later chunk is
+    caught before that chunk is merged, and named by the line that had it first. Adding a
+    chunk merges two sorted runs (a stable sort, linear on such input), so a file of n rows
+    costs about n * chunks / 2 copies, not a sort per chunk.
     """
 
     def __init__(self) -> None:
@@ -65,13 +66,21 @@ class KeyIndex:
         self.lines = np.zeros(0, np.int64)
 
     def check_and_add(self, codes: np.ndarray, lines: np.ndarray) -> np.ndarray:
-        """For each row, the line of an earlier chunk with the same key, or 0; then remember
-        the chunk's keys."""
+        """For each row, the line of an earlier row with the same key (in an earlier chunk or
+        earlier in this one), or 0; then remember the chunk's new keys. `lines` ascend."""
         first = np.zeros(len(codes), np.int64)
         if len(self.codes) and len(codes):
             at = np.searchsorted(self.codes, codes).clip(max=len(self.codes) - 1)
             hit = self.codes[at] == codes
             first[hit] = self.lines[at[hit]]
+        if len(codes) > 1:  # repeats within the chunk: the first row of each key keeps it
+            order = np.argsort(codes, kind="stable")
+            ranked = codes[order]
+            starts = np.concatenate([[True], ranked[1:] != ranked[:-1]])
+            group_start = np.maximum.accumulate(np.where(starts, np.arange(len(codes)), 0))
+            repeat, owner = order[~starts], order[group_start[~starts]]
+            inside = first[repeat] == 0
+            first[repeat[inside]] = lines[owner[inside]]
         fresh = first == 0
         merged = np.concatenate([self.codes, codes[fresh]])
         order = np.argsort(merged, kind="stable")
