@@ -120,14 +120,16 @@ def main() -> None:
         )
         engine = make_engine(url)
         upgrade(engine)
-        assert run_etl(gen.out_dir, engine).ok
+        assert run_etl(gen.out_dir, engine, settings).ok
         spec = ModelSpec(num_boost_round=100, horizon=7)
         (version,) = train(engine, settings, spec=spec, config=BacktestConfig(folds=1))
         assert promote(
             engine,
             version.name,
             version.version,
-            settings.model_copy(update={"gate_max_latency_ms": 10_000}),
+            settings.model_copy(
+                update={"gate": settings.gate.model_copy(update={"max_latency_ms": 10_000})}
+            ),
         ).promoted
         run_forecast(engine, settings)
         key = create_key(engine, "bench", ["admin"], settings.secret_key)

@@ -29,6 +29,7 @@ from benchmarks.common import median_seconds, throwaway_postgres, truncate
 from fournil.data.generator import GeneratorConfig, generate
 from fournil.db import make_engine, upgrade
 from fournil.etl.runner import load_file, run_etl
+from fournil.settings import get_settings
 
 console = Console()
 COPY_SQL = (
@@ -69,16 +70,17 @@ def main() -> None:
             f"({gen.sales_path.stat().st_size / 1e6:.0f} MB CSV), PostgreSQL"
         )
         engine = make_engine(url)
+        settings = get_settings()  # as the CLI reads them (FOURNIL_ETL_CHUNK_ROWS, ...)
         upgrade(engine)
-        run_etl(gen.stores_path, engine)
-        run_etl(gen.products_path, engine)
+        run_etl(gen.stores_path, engine, settings)
+        run_etl(gen.products_path, engine, settings)
         with engine.begin() as conn:  # baseline tables: like sales, without the FKs
             for name in ("bench_copy", "bench_to_sql"):
                 conn.execute(text(f"CREATE TABLE {name} (LIKE sales INCLUDING ALL)"))
                 conn.execute(text(f"ALTER TABLE {name} ALTER etl_run_id DROP NOT NULL"))
 
         def fournil_etl() -> None:
-            result = load_file(engine, gen.sales_path, "sales", "bench")
+            result = load_file(engine, gen.sales_path, "sales", "bench", settings)
             assert result.status == "success" and result.rows_inserted == n, result
 
         def raw_copy() -> None:
@@ -116,7 +118,7 @@ def main() -> None:
                 to_sql, args.to_sql_repeat, lambda: truncate(engine, "bench_to_sql")
             )
         start = time.perf_counter()
-        rerun = load_file(engine, gen.sales_path, "sales", "bench")
+        rerun = load_file(engine, gen.sales_path, "sales", "bench", settings)
         rerun_seconds = time.perf_counter() - start
         engine.dispose()
 

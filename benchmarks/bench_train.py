@@ -60,7 +60,8 @@ def main() -> None:
         )
         engine = make_engine(url)
         upgrade(engine)
-        assert run_etl(gen.out_dir, engine).ok
+        settings = get_settings()
+        assert run_etl(gen.out_dir, engine, settings).ok
         series = args.stores * args.products
         console.print(
             f"[bold]train benchmark[/] {series} series x {args.days} days "
@@ -79,7 +80,7 @@ def main() -> None:
         lightgbm.train = timed_train
         try:
             start = time.perf_counter()
-            versions = train(engine, get_settings(), truth_path=gen.expected_path)
+            versions = train(engine, settings, truth_path=gen.expected_path)
             wall = time.perf_counter() - start
         finally:
             lightgbm.train = bare_train

@@ -14,13 +14,10 @@ import holidays
 import numpy as np
 import pandas as pd
 
-from fournil.settings import get_settings
 
-
-def business_today(tz_name: str | None = None) -> dt.date:
-    """Today's date in the business's time zone (not the machine's)."""
-    zone = get_settings().tz if tz_name is None else ZoneInfo(tz_name)
-    return dt.datetime.now(tz=zone).date()
+def business_today(tz_name: str) -> dt.date:
+    """Today's date in the business's time zone (`settings.timezone`), not the machine's."""
+    return dt.datetime.now(tz=ZoneInfo(tz_name)).date()
 
 
 @functools.cache

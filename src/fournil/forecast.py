@@ -21,7 +21,7 @@ from fournil import registry
 from fournil.db.schema import forecasts, sales
 from fournil.features import WINDOW, PanelRequests, raw_frame
 from fournil.panel import load_panel
-from fournil.settings import Settings, get_settings
+from fournil.settings import Settings
 
 log = logging.getLogger("fournil.forecast")
 CHUNK_ROWS = 50_000
@@ -46,11 +46,10 @@ def last_sales_date(engine: Engine) -> dt.date | None:
 
 def run_forecast(
     engine: Engine,
-    settings: Settings | None = None,
+    settings: Settings,
     forecast_date: dt.date | None = None,
     horizon: int | None = None,
 ) -> ForecastResult:
-    settings = settings or get_settings()
     horizon = horizon or settings.horizon
     origin = forecast_date or last_sales_date(engine)
     if origin is None:

@@ -24,7 +24,7 @@ from fournil.forecast import last_sales_date
 from fournil.models.estimators import Forecaster
 from fournil.panel import Panel, load_panel
 from fournil.scores import wape
-from fournil.settings import Settings, get_settings
+from fournil.settings import Settings
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -226,7 +226,7 @@ def _feature_values(
 
 def drift_report(
     engine: Engine,
-    settings: Settings | None = None,
+    settings: Settings,
     evaluated_on: dt.date | None = None,
     current_days: int = 7,
     reference_days: int = 56,
@@ -235,7 +235,6 @@ def drift_report(
     training window. Regular (non-promo) prices and units are taken relative to each series'
     reference median, so a chain-wide price rise shows even though products differ 5x in
     price. Replaces the day's rows in `drift_reports`."""
-    settings = settings or get_settings()
     evaluated_on = evaluated_on or last_sales_date(engine)
     if evaluated_on is None:
         return pd.DataFrame()

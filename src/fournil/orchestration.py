@@ -18,18 +18,18 @@ import pandas as pd
 from fournil import alerts
 from fournil.db import require_current, warehouse_engine
 from fournil.pipeline_runs import RunRecorder
-from fournil.settings import Settings, get_settings
+from fournil.settings import Settings
 
 log = logging.getLogger("fournil.flows")
 
 
-def recorder(flow: str) -> RunRecorder:
+def recorder(flow: str, settings: Settings) -> RunRecorder:
     """A run recorder keyed by the Prefect flow run id (a uuid outside Prefect). Fails the
     run when the warehouse schema is not current: flows never migrate (`fournil db upgrade`
     does, the compose `migrate` job runs it)."""
     from prefect.runtime import deployment, flow_run
 
-    engine = warehouse_engine()
+    engine = warehouse_engine(settings)
     require_current(engine)
     run_id = str(flow_run.id) if flow_run.id else None
     return RunRecorder(engine, flow, run_id, deployment.name)
@@ -97,10 +97,9 @@ def markdown_artifact(key: str, markdown: str, description: str) -> None:
     create_markdown_artifact(key=key, markdown=markdown, description=description)
 
 
-def task_runner(settings: Settings | None = None) -> Any:
+def task_runner(settings: Settings) -> Any:
     """The configured task runner: threads here; an existing Dask or Ray cluster past one VM
     (`FOURNIL_TASK_RUNNER=dask|ray`, `FOURNIL_TASK_RUNNER_ADDRESS=...`)."""
-    settings = settings or get_settings()
     if settings.task_runner == "thread":
         from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -161,7 +160,7 @@ def load_flow(spec: DeploymentSpec) -> Any:
     return load_flow_from_entrypoint(spec.entrypoint, use_placeholder_flow=False)
 
 
-def deploy_all(settings: Settings | None = None) -> list[str]:
+def deploy_all(settings: Settings) -> list[str]:
     """Register every deployment on the Prefect API, with cron schedules in the business's time
     zone, on the configured process work pool (created if missing). The entrypoints are module
     paths: the worker runs the flows from the installed package, nothing is pulled."""
@@ -171,7 +170,6 @@ def deploy_all(settings: Settings | None = None) -> list[str]:
     from prefect.schedules import Cron
     from prefect.types.entrypoint import EntrypointType
 
-    settings = settings or get_settings()
     with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
         client.create_work_pool(WorkPoolCreate(name=settings.work_pool, type="process"))
     names = []

@@ -20,7 +20,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from fournil.settings import Settings, get_settings
+from fournil.settings import Settings
 
 if TYPE_CHECKING:
     from fournil.models.estimators import Forecaster
@@ -30,9 +30,8 @@ CHALLENGER = "challenger"
 FALLBACK_SUFFIX = "fallback"
 
 
-def configure(settings: Settings | None = None) -> MlflowClient:
+def configure(settings: Settings) -> MlflowClient:
     """Point MLflow at the configured tracking server (or the local store) and return a client."""
-    settings = settings or get_settings()
     uri = settings.tracking_uri
     if uri.startswith("sqlite:"):
         settings.ensure_home()

@@ -23,12 +23,116 @@ PLACEHOLDER_SECRETS = frozenset(
 )
 
 
+#: The business's defaults, shared with the data generator.
+DEFAULT_TIMEZONE = "Europe/Paris"
+DEFAULT_COUNTRY = "FR"
+
+
 class SettingsError(Exception):
     """A setting is missing or unsafe; the message says which and what to do."""
 
 
 def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
+
+
+class _Group(BaseSettings):
+    """A group of settings read from variables with a common prefix (and `.env`)."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+
+class GateSettings(_Group):
+    """The promotion gate's limits: `FOURNIL_GATE_*`."""
+
+    model_config = SettingsConfigDict(env_prefix="FOURNIL_GATE_")
+
+    max_model_mb: float = Field(50.0, description="Size limit.")
+    max_latency_ms: float = Field(
+        200.0,
+        description="Limit on the median single-row prediction latency of a loaded model.",
+    )
+    tolerance: float = Field(
+        0.0,
+        ge=0.0,
+        description="A challenger may be this much worse (relative WAPE) than the champion.",
+    )
+
+
+class ApiSettings(_Group):
+    """The API service: `FOURNIL_API_*`."""
+
+    model_config = SettingsConfigDict(env_prefix="FOURNIL_API_")
+
+    host: str = Field("127.0.0.1")
+    port: int = Field(8000)
+    workers: int = Field(1, ge=1)
+    challenger_share: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="Share of /v1/predict traffic sent to the challenger (sticky per key+store).",
+    )
+    model_poll_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How often the API checks the registry aliases (hot swap).",
+    )
+    predict_budget_ms: float = Field(
+        500.0,
+        gt=0,
+        description="Time budget of a model prediction; past it the fallback answers.",
+    )
+    rate_per_minute: int = Field(600, ge=1, description="Per key.")
+    max_body_bytes: int = Field(1_000_000)
+    max_rows: int = Field(1000, ge=1, description="Rows per predict.")
+    tables_poll_seconds: float = Field(
+        15.0,
+        gt=0,
+        description="How often the API checks the warehouse for new sales or forecasts and "
+        "rebuilds its in-memory serving tables.",
+    )
+    history_days: int = Field(
+        28,
+        ge=0,
+        le=366,
+        description="Predictions for dates up to this many days before the last sales day are "
+        "answered from memory; earlier dates read the warehouse.",
+    )
+    serving_days: int = Field(
+        42,
+        ge=1,
+        le=3660,
+        description="Batch forecasts whose target date is within this many days of the "
+        "furthest one are served from memory; older ones are read from the warehouse.",
+    )
+    key_cache_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="How long a verified API key is cached: a revocation takes effect within it.",
+    )
+
+
+class EtlSettings(_Group):
+    """The ETL's chunking and plausibility limits: `FOURNIL_ETL_*` (not the `_CRON`)."""
+
+    model_config = SettingsConfigDict(env_prefix="FOURNIL_ETL_")
+
+    chunk_rows: int = Field(
+        500_000,
+        ge=1,
+        description="Rows validated and staged at a time; bounds the ETL's memory.",
+    )
+    max_units: int = Field(
+        100_000,
+        ge=1,
+        description="Largest plausible units_sold for one store, product and day.",
+    )
+    max_price: float = Field(
+        1_000.0,
+        gt=0,
+        description="Largest plausible unit price.",
+    )
 
 
 class Settings(BaseSettings):
@@ -85,20 +189,7 @@ class Settings(BaseSettings):
         validation_alias=_env("FOURNIL_GRANULARITY"),
         description="One global model, or one model per product family, city or region.",
     )
-    gate_max_model_mb: float = Field(
-        50.0, validation_alias=_env("FOURNIL_GATE_MAX_MODEL_MB"), description="Size limit."
-    )
-    gate_max_latency_ms: float = Field(
-        200.0,
-        validation_alias=_env("FOURNIL_GATE_MAX_LATENCY_MS"),
-        description="Limit on the median single-row prediction latency of a loaded model.",
-    )
-    gate_tolerance: float = Field(
-        0.0,
-        ge=0.0,
-        validation_alias=_env("FOURNIL_GATE_TOLERANCE"),
-        description="A challenger may be this much worse (relative WAPE) than the champion.",
-    )
+    gate: GateSettings = Field(default_factory=GateSettings)
 
     # --- orchestration -----------------------------------------------------------------
     landing_dir: Path | None = Field(
@@ -138,96 +229,23 @@ class Settings(BaseSettings):
     )
 
     # --- API ---------------------------------------------------------------------------
-    api_host: str = Field("127.0.0.1", validation_alias=_env("FOURNIL_API_HOST"))
-    api_port: int = Field(8000, validation_alias=_env("FOURNIL_API_PORT"))
-    api_workers: int = Field(1, ge=1, validation_alias=_env("FOURNIL_API_WORKERS"))
-    api_challenger_share: float = Field(
-        0.1,
-        ge=0.0,
-        le=1.0,
-        validation_alias=_env("FOURNIL_API_CHALLENGER_SHARE"),
-        description="Share of /v1/predict traffic sent to the challenger (sticky per key+store).",
-    )
-    api_model_poll_seconds: float = Field(
-        30.0,
-        gt=0,
-        validation_alias=_env("FOURNIL_API_MODEL_POLL_SECONDS"),
-        description="How often the API checks the registry aliases (hot swap).",
-    )
-    api_predict_budget_ms: float = Field(
-        500.0,
-        gt=0,
-        validation_alias=_env("FOURNIL_API_PREDICT_BUDGET_MS"),
-        description="Time budget of a model prediction; past it the fallback answers.",
-    )
-    api_rate_per_minute: int = Field(
-        600, ge=1, validation_alias=_env("FOURNIL_API_RATE_PER_MINUTE"), description="Per key."
-    )
-    api_max_body_bytes: int = Field(1_000_000, validation_alias=_env("FOURNIL_API_MAX_BODY_BYTES"))
-    api_max_rows: int = Field(
-        1000, ge=1, validation_alias=_env("FOURNIL_API_MAX_ROWS"), description="Rows per predict."
-    )
-    api_tables_poll_seconds: float = Field(
-        15.0,
-        gt=0,
-        validation_alias=_env("FOURNIL_API_TABLES_POLL_SECONDS"),
-        description="How often the API checks the warehouse for new sales or forecasts and "
-        "rebuilds its in-memory serving tables.",
-    )
-    api_history_days: int = Field(
-        28,
-        ge=0,
-        le=366,
-        validation_alias=_env("FOURNIL_API_HISTORY_DAYS"),
-        description="Predictions for dates up to this many days before the last sales day are "
-        "answered from memory; earlier dates read the warehouse.",
-    )
-    api_serving_days: int = Field(
-        42,
-        ge=1,
-        le=3660,
-        validation_alias=_env("FOURNIL_API_SERVING_DAYS"),
-        description="Batch forecasts whose target date is within this many days of the "
-        "furthest one are served from memory; older ones are read from the warehouse.",
-    )
-    api_key_cache_seconds: float = Field(
-        10.0,
-        ge=0,
-        validation_alias=_env("FOURNIL_API_KEY_CACHE_SECONDS"),
-        description="How long a verified API key is cached: a revocation takes effect within it.",
-    )
+    # --- API ---------------------------------------------------------------------------
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     # --- business ----------------------------------------------------------------------
     timezone: str = Field(
-        "Europe/Paris",
+        DEFAULT_TIMEZONE,
         validation_alias=_env("FOURNIL_TIMEZONE"),
         description="The business's time zone: 'today', schedules and future-date checks.",
     )
     country: str = Field(
-        "FR",
+        DEFAULT_COUNTRY,
         validation_alias=_env("FOURNIL_COUNTRY"),
         description="Country whose public holidays apply (ISO 3166 code).",
     )
 
     # --- ETL -----------------------------------------------------------------------------
-    etl_chunk_rows: int = Field(
-        500_000,
-        ge=1,
-        validation_alias=_env("FOURNIL_ETL_CHUNK_ROWS"),
-        description="Rows validated and staged at a time; bounds the ETL's memory.",
-    )
-    etl_max_units: int = Field(
-        100_000,
-        ge=1,
-        validation_alias=_env("FOURNIL_ETL_MAX_UNITS"),
-        description="Largest plausible units_sold for one store, product and day.",
-    )
-    etl_max_price: float = Field(
-        1_000.0,
-        gt=0,
-        validation_alias=_env("FOURNIL_ETL_MAX_PRICE"),
-        description="Largest plausible unit price.",
-    )
+    etl: EtlSettings = Field(default_factory=EtlSettings)
 
     # --- secrets -------------------------------------------------------------------------
     secret_key: SecretStr = Field(

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import Engine, func, select, text
@@ -41,7 +42,7 @@ def counts(engine: Engine) -> dict[str, int]:
         }
 
 
-def run_row(engine: Engine, run_id: int) -> dict[str, object]:
+def run_row(engine: Engine, run_id: int) -> dict[str, Any]:  # a database row
     with engine.connect() as conn:
         return dict(
             conn.execute(select(etl_runs).where(etl_runs.c.run_id == run_id)).mappings().one()

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from sqlalchemy import Engine, delete, insert, select
 
 from fournil.api.app import create_app
@@ -59,7 +60,7 @@ class Api:
     tables: ServingTables
     drop: GeneratedData
 
-    def get(self, path: str, key: str | None = "read", **params: object) -> httpx.Response:
+    def get(self, path: str, key: str | None = "read", **params: str | int) -> httpx.Response:
         headers = {"X-API-Key": self.keys[key]} if key else {}
         return httpx.get(self.url + path, params=params, headers=headers, timeout=30)
 
@@ -73,7 +74,7 @@ class _Server(uvicorn.Server):
         pass
 
 
-def serve(app: object, port: int) -> Iterator[str]:
+def serve(app: FastAPI, port: int) -> Iterator[str]:
     server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -121,7 +122,7 @@ def api(pg_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         GeneratorConfig(stores=3, products=4, days=200, end_date=END_DATE, seed=21),
         tmp_path_factory.mktemp("api-drop"),
     )
-    assert run_etl(drop.out_dir, engine).ok
+    assert run_etl(drop.out_dir, engine, get_settings()).ok
     (v1,) = train(engine, settings, spec=SPEC, config=CONFIG)
     assert promote(engine, v1.name, v1.version, settings, CONFIG).promoted
     run_forecast(engine, settings)
@@ -167,7 +168,7 @@ def test_auth_no_key_wrong_key_wrong_scope_revoked(api: Api) -> None:
     api.keys["revoked"] = create_key(api.engine, "old", ["forecasts:read"], api.settings.secret_key)
     assert api.get("/v1/models/current", key="revoked").status_code == 200
     revoke_key(api.engine, api.keys["revoked"].split("_")[1])
-    deadline = time.monotonic() + api.settings.api_key_cache_seconds + 2
+    deadline = time.monotonic() + api.settings.api.key_cache_seconds + 2
     while api.get("/v1/models/current", key="revoked").status_code != 401:
         assert time.monotonic() < deadline, "a revoked key still works past the key cache TTL"
         time.sleep(0.2)
@@ -279,8 +280,9 @@ def test_serving_tables_answer_as_the_warehouse_does(api: Api) -> None:
 
 def test_new_forecasts_are_served_after_the_next_table_refresh(api: Api) -> None:
     target = END_DATE + dt.timedelta(days=1)
-    params = {"store_id": 2, "product_id": 2, "start": str(target), "end": str(target)}
-    before = api.get("/v1/forecasts", **params).json()["items"][0]
+    day = str(target)
+    params: dict[str, str | int] = {"store_id": 2, "product_id": 2, "start": day, "end": day}
+    before = api.get("/v1/forecasts", "read", **params).json()["items"][0]
     with api.engine.begin() as conn:
         conn.execute(
             insert(forecasts).values(
@@ -298,9 +300,9 @@ def test_new_forecasts_are_served_after_the_next_table_refresh(api: Api) -> None
         )
     try:
         deadline = time.monotonic() + 10
-        while (item := api.get("/v1/forecasts", **params).json()["items"][0])["yhat"] == before[
+        while (item := api.get("/v1/forecasts", "read", **params).json()["items"][0])[
             "yhat"
-        ]:
+        ] == before["yhat"]:
             assert time.monotonic() < deadline, "new forecast not served after a table refresh"
             time.sleep(0.2)
         assert item["yhat"] == before["yhat"] + 100 and item["model_version"] == "manual"
@@ -309,7 +311,7 @@ def test_new_forecasts_are_served_after_the_next_table_refresh(api: Api) -> None
         with api.engine.begin() as conn:
             conn.execute(delete(forecasts).where(forecasts.c.model_version == "manual"))
     deadline = time.monotonic() + 10
-    while api.get("/v1/forecasts", **params).json()["items"][0] != before:
+    while api.get("/v1/forecasts", "read", **params).json()["items"][0] != before:
         assert time.monotonic() < deadline, "deleted forecast still served"
         time.sleep(0.2)
 
@@ -329,7 +331,7 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(
     real = champion.forecaster.predict_raw
     calls: list[int] = []
 
-    def slowish(raw):  # type: ignore[no-untyped-def]
+    def slowish(raw):
         calls.append(len(raw))
         time.sleep(0.15)  # within the time budget: requests queue up behind it
         return real(raw)
@@ -401,7 +403,10 @@ def test_metrics_cover_requests_predictions_and_pipeline(api: Api) -> None:
 
 
 def test_split_is_sticky_and_proportional() -> None:
-    holder = ModelHolder(Settings().model_copy(update={"api_challenger_share": 0.3}))
+    base = Settings()
+    holder = ModelHolder(
+        base.model_copy(update={"api": base.api.model_copy(update={"challenger_share": 0.3})})
+    )
     holder.champion = holder.challenger = holder.fallback  # any two loaded arms
     arms = [holder.arm_for("key", store) for store in range(20_000)]
     assert abs(arms.count("challenger") / len(arms) - 0.3) < 0.02
@@ -474,8 +479,8 @@ def test_a_prediction_over_its_time_budget_is_answered_by_the_fallback(
     assert champion is not None
     real = champion.forecaster.predict_raw
 
-    def slow(raw):  # type: ignore[no-untyped-def]
-        time.sleep(api.settings.api_predict_budget_ms / 1000 + 0.3)
+    def slow(raw):
+        time.sleep(api.settings.api.predict_budget_ms / 1000 + 0.3)
         return real(raw)
 
     monkeypatch.setattr(champion.forecaster, "predict_raw", slow)
@@ -490,7 +495,7 @@ def test_a_prediction_over_its_time_budget_is_answered_by_the_fallback(
     assert got.status_code == 200
     prediction = got.json()["predictions"][0]
     assert prediction["arm"] == "fallback" and prediction["model_name"].endswith("fallback")
-    assert elapsed < api.settings.api_predict_budget_ms / 1000 + 0.25  # did not wait for the model
+    assert elapsed < api.settings.api.predict_budget_ms / 1000 + 0.25  # did not wait for the model
 
     def fallbacks(text: str) -> float:
         for line in text.splitlines():
@@ -616,12 +621,13 @@ def test_dependencies_can_be_overridden_on_a_real_app(api: Api) -> None:
     from fournil.api.keys import KeyInfo
 
     app = create_app(api.settings, api.engine, poll=False)
-    share = api.settings.api_challenger_share + 0.25
+    share = api.settings.api.challenger_share + 0.25
     app.dependency_overrides[deps.current_key] = lambda: KeyInfo(
         "override", "test", frozenset({"forecasts:read"})
     )
+    shared = api.settings.api.model_copy(update={"challenger_share": share})
     app.dependency_overrides[deps.app_settings] = lambda: api.settings.model_copy(
-        update={"api_challenger_share": share}
+        update={"api": shared}
     )
     body = {"rows": [{"store_id": 1, "product_id": 1, "date": str(END_DATE)}]}
     for base in serve(app, free_port()):
@@ -639,7 +645,7 @@ def test_dependencies_can_be_overridden_on_a_real_app(api: Api) -> None:
         }
         assert missing.headers["WWW-Authenticate"] == "ApiKey"
         real = httpx.get(base + "/v1/models/current", headers={"X-API-Key": api.keys["read"]})
-        assert real.json()["challenger_share"] == api.settings.api_challenger_share
+        assert real.json()["challenger_share"] == api.settings.api.challenger_share
 
 
 def test_the_settings_passed_to_create_app_key_the_api_key_hashes(api: Api) -> None:

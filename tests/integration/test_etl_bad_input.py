@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 
 from fournil.data.generator import GeneratedData
 from fournil.etl.runner import load_file, run_etl
+from fournil.settings import get_settings
 from tests.integration.helpers import (
     SALES_HEADER,
     assert_reconciles,
@@ -25,7 +26,7 @@ GOOD = "2026-05-01,1,1,10,1.2,0,0"  # store 1 and product 1 exist in small_drop
 def loaded(warehouse: Engine, small_drop: GeneratedData) -> Engine:
     """A warehouse with the small chain's masters loaded (no sales yet)."""
     for path in (small_drop.stores_path, small_drop.products_path):
-        assert run_etl(path, warehouse).ok
+        assert run_etl(path, warehouse, get_settings()).ok
     return warehouse
 
 
@@ -82,7 +83,7 @@ def test_bad_rows_are_quarantined_with_their_reason(
     loaded_rows: int,
 ) -> None:
     path = write(tmp_path / f"sales_{name}.csv", body)
-    result = load_file(loaded, path, "sales", "test")
+    result = load_file(loaded, path, "sales", "test", get_settings())
     assert result.status == "success"
     assert_reconciles(loaded, result)
     got = reasons(loaded, result.run_id)
@@ -96,7 +97,7 @@ def test_bad_rows_are_quarantined_with_their_reason(
 
 def test_a_row_with_several_problems_lists_them_all(loaded: Engine, tmp_path: Path) -> None:
     path = write(tmp_path / "sales.csv", f"{SALES_HEADER}\n2026-05-02,1,77,-1,0,maybe,\n")
-    result = load_file(loaded, path, "sales", "test")
+    result = load_file(loaded, path, "sales", "test", get_settings())
     [(_, reason)] = reasons(loaded, result.run_id)
     assert "promo: 'maybe' is not one of 0/1/true/false" in reason  # parse failure first
     result2 = load_file(
@@ -104,6 +105,7 @@ def test_a_row_with_several_problems_lists_them_all(loaded: Engine, tmp_path: Pa
         write(tmp_path / "sales2.csv", f"{SALES_HEADER}\n2026-05-02,1,77,-1,0,1,\n"),
         "sales",
         "t",
+        get_settings(),
     )
     [(_, reason2)] = reasons(loaded, result2.run_id)
     for part in (
@@ -141,7 +143,7 @@ def test_bad_files_fail_with_a_one_line_error(
 ) -> None:
     before = counts(loaded)
     path = write(tmp_path / f"sales_{name}.csv", body)
-    result = load_file(loaded, path, "sales", "test")
+    result = load_file(loaded, path, "sales", "test", get_settings())
     assert result.status == "failed"
     assert result.error is not None and error in result.error
     assert "\n" not in result.error and "Traceback" not in result.error
@@ -160,7 +162,7 @@ def test_parquet_drop_loads_like_csv(
     frame["date"] = frame.date.dt.date
     path = tmp_path / "sales.parquet"
     frame.to_parquet(path)
-    result = load_file(loaded, path, "sales", "test")
+    result = load_file(loaded, path, "sales", "test", get_settings())
     assert result.status == "success", result.error
     assert result.rows_inserted == len(frame) == small_drop.rows
     assert_reconciles(loaded, result)
@@ -174,7 +176,7 @@ def test_generated_bad_rows_all_reach_the_quarantine(warehouse: Engine, tmp_path
         GeneratorConfig(stores=3, products=4, days=90, end_date=END_DATE, bad_row_rate=0.02),
         tmp_path,
     )
-    result = run_etl(tmp_path, warehouse)
+    result = run_etl(tmp_path, warehouse, get_settings())
     assert result.ok
     sales_result = result.files[-1]
     assert sales_result.rows_read == drop.rows

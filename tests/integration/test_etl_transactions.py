@@ -17,6 +17,7 @@ from fournil.data.generator import GeneratedData, GeneratorConfig, generate
 from fournil.db.schema import sales
 from fournil.etl import runner
 from fournil.etl.runner import load_file, run_etl
+from fournil.settings import get_settings
 from tests.conftest import END_DATE
 from tests.integration.helpers import assert_reconciles, counts, reasons, run_row
 
@@ -24,10 +25,10 @@ from tests.integration.helpers import assert_reconciles, counts, reasons, run_ro
 def test_rerunning_the_same_drop_changes_nothing(
     warehouse: Engine, small_drop: GeneratedData
 ) -> None:
-    first = run_etl(small_drop.out_dir, warehouse)
+    first = run_etl(small_drop.out_dir, warehouse, get_settings())
     assert first.ok
     after_first = counts(warehouse)
-    second = run_etl(small_drop.out_dir, warehouse)
+    second = run_etl(small_drop.out_dir, warehouse, get_settings())
     assert second.ok
     assert counts(warehouse) == after_first  # no duplicates, same totals
     for result in second.files:
@@ -39,13 +40,13 @@ def test_rerunning_the_same_drop_changes_nothing(
 def test_a_corrected_file_updates_only_the_changed_rows(
     warehouse: Engine, tmp_path: Path, small_drop: GeneratedData
 ) -> None:
-    assert run_etl(small_drop.out_dir, warehouse).ok
+    assert run_etl(small_drop.out_dir, warehouse, get_settings()).ok
     frame = pd.read_csv(small_drop.sales_path, dtype=str, keep_default_na=False)
     frame.loc[[3, 10, 42], "units_sold"] = "999"
     frame.loc[7, "price"] = "9.99"
     corrected = tmp_path / "sales_corrected.csv"
     frame.to_csv(corrected, index=False)
-    result = load_file(warehouse, corrected, "sales", "fix")
+    result = load_file(warehouse, corrected, "sales", "fix", get_settings())
     assert (result.rows_updated, result.rows_inserted) == (4, 0)
     assert result.rows_unchanged == len(frame) - 4
     with warehouse.connect() as conn:
@@ -53,9 +54,9 @@ def test_a_corrected_file_updates_only_the_changed_rows(
         assert len(n) == 3
         row = conn.execute(
             select(sales.c.etl_run_id, sales.c.price).where(
-                sales.c.store_id == int(frame.loc[7, "store_id"]),
-                sales.c.product_id == int(frame.loc[7, "product_id"]),
-                sales.c.sale_date == pd.Timestamp(frame.loc[7, "date"]).date(),
+                sales.c.store_id == int(frame["store_id"].iloc[7]),
+                sales.c.product_id == int(frame["product_id"].iloc[7]),
+                sales.c.sale_date == pd.Timestamp(frame["date"].iloc[7]).date(),
             )
         ).one()
         assert row.price == 9.99 and row.etl_run_id == result.run_id
@@ -64,8 +65,8 @@ def test_a_corrected_file_updates_only_the_changed_rows(
 def test_a_failure_midway_leaves_the_warehouse_unchanged(
     warehouse: Engine, small_drop: GeneratedData, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert run_etl(small_drop.stores_path, warehouse).ok
-    assert run_etl(small_drop.products_path, warehouse).ok
+    assert run_etl(small_drop.stores_path, warehouse, get_settings()).ok
+    assert run_etl(small_drop.products_path, warehouse, get_settings()).ok
     before = counts(warehouse)
     original_write = runner._FileLoad._write
 
@@ -76,7 +77,7 @@ def test_a_failure_midway_leaves_the_warehouse_unchanged(
         raise ConnectionError("server closed the connection unexpectedly\nmore details")
 
     monkeypatch.setattr(runner._FileLoad, "_write", write_then_fail)
-    result = load_file(warehouse, small_drop.sales_path, "sales", "t")
+    result = load_file(warehouse, small_drop.sales_path, "sales", "t", get_settings())
     assert result.status == "failed"
     assert result.error == "ConnectionError: server closed the connection unexpectedly"
     assert counts(warehouse) == before  # ...and rolled back
@@ -136,7 +137,7 @@ def test_a_killed_load_leaves_the_warehouse_unchanged(warehouse_url: str, tmp_pa
     assert proc.returncode == -signal.SIGKILL
     assert counts(engine) == before
     # and the next run loads everything, once
-    rerun = load_file(engine, drop.sales_path, "sales", "after-kill")
+    rerun = load_file(engine, drop.sales_path, "sales", "after-kill", get_settings())
     assert rerun.status == "success" and rerun.rows_inserted == drop.rows
     engine.dispose()
 
@@ -147,8 +148,8 @@ def test_duplicates_across_chunks_are_quarantined(
     small_drop: GeneratedData,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert run_etl(small_drop.stores_path, warehouse).ok
-    assert run_etl(small_drop.products_path, warehouse).ok
+    assert run_etl(small_drop.stores_path, warehouse, get_settings()).ok
+    assert run_etl(small_drop.products_path, warehouse, get_settings()).ok
     frame = pd.read_csv(small_drop.sales_path, dtype=str, keep_default_na=False)
     doubled = pd.concat([frame, frame.iloc[[0, 5]]], ignore_index=True)  # repeats at the end
     path = tmp_path / "sales_twice.csv"
@@ -157,7 +158,7 @@ def test_duplicates_across_chunks_are_quarantined(
     from fournil.settings import reset_settings_cache
 
     reset_settings_cache()
-    result = load_file(warehouse, path, "sales", "dup")
+    result = load_file(warehouse, path, "sales", "dup", get_settings())
     assert result.status == "success"
     assert result.rows_rejected == 2 and result.rows_inserted == len(frame)
     assert reasons(warehouse, result.run_id) == [
@@ -171,28 +172,29 @@ def test_a_drop_overlapping_loaded_days_inserts_only_the_new_keys(
     warehouse: Engine, tmp_path: Path, small_drop: GeneratedData
 ) -> None:
     """New keys and already-loaded keys in one file take different paths; counts must agree."""
-    assert run_etl(small_drop.stores_path, warehouse).ok
-    assert run_etl(small_drop.products_path, warehouse).ok
+    assert run_etl(small_drop.stores_path, warehouse, get_settings()).ok
+    assert run_etl(small_drop.products_path, warehouse, get_settings()).ok
     frame = pd.read_csv(small_drop.sales_path, dtype=str, keep_default_na=False)
     dates = sorted(frame["date"].unique())
     early = frame[frame["date"] < dates[len(dates) // 2]]
     first = tmp_path / "sales_early.csv"
     early.to_csv(first, index=False)
-    assert load_file(warehouse, first, "sales", "a").rows_inserted == len(early)
+    assert load_file(warehouse, first, "sales", "a", get_settings()).rows_inserted == len(early)
     frame.loc[early.index[:5], "units_sold"] = "777"  # five loaded rows change too
     full = tmp_path / "sales_full.csv"
     frame.to_csv(full, index=False)
-    result = load_file(warehouse, full, "sales", "b")
+    result = load_file(warehouse, full, "sales", "b", get_settings())
     assert result.status == "success", result.error
     assert result.rows_inserted == len(frame) - len(early)
     assert result.rows_updated == 5
     assert result.rows_unchanged == len(early) - 5
     assert counts(warehouse)["sales"] == len(frame)
     with warehouse.connect() as conn:
-        by_run = dict(
-            conn.execute(
+        by_run = {
+            run_id: n
+            for run_id, n in conn.execute(
                 select(sales.c.etl_run_id, func.count()).group_by(sales.c.etl_run_id)
-            ).all()
-        )
+            )
+        }
     assert by_run[result.run_id] == len(frame) - len(early) + 5
     assert_reconciles(warehouse, result)

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -73,11 +74,11 @@ def _landing(tmp_path: Path, drop: GeneratedData) -> Path:
     return landing
 
 
-def _runs(pg_url: str) -> dict[str, list[dict[str, object]]]:
+def _runs(pg_url: str) -> dict[str, list[dict[str, Any]]]:
     engine = make_engine(pg_url)
     with engine.connect() as conn:
         rows = conn.execute(select(pipeline_runs).order_by(pipeline_runs.c.started_at)).mappings()
-        out: dict[str, list[dict[str, object]]] = {}
+        out: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
             out.setdefault(str(row["flow"]), []).append(dict(row))
     engine.dispose()
@@ -125,16 +126,16 @@ def test_flows_on_the_ephemeral_api(
     assert "ForecastError" in str(runs["forecast"][0]["error"])
     etl_first, etl_again = runs["etl"]
     assert etl_first["status"] == "success" and etl_first["rows_processed"] > 0
-    assert etl_again["rows_processed"] == 0 and etl_again["metrics"]["files"] == 0  # type: ignore[index]
+    assert etl_again["rows_processed"] == 0 and etl_again["metrics"]["files"] == 0
     train = runs["train"][0]
     assert train["status"] == "success"
-    assert {"train", "gate"} <= set(train["stages"])  # type: ignore[arg-type]
-    assert {"train_rmse", "val_rmse", "backtest_wape"} <= set(train["metrics"])  # type: ignore[arg-type]
+    assert {"train", "gate"} <= set(train["stages"])
+    assert {"train_rmse", "val_rmse", "backtest_wape"} <= set(train["metrics"])
     assert runs["forecast"][1]["rows_processed"] > 0
     monitor = runs["monitor"][0]
-    assert monitor["status"] == "success" and "forecast_wape" in monitor["metrics"]  # type: ignore[operator]
+    assert monitor["status"] == "success" and "forecast_wape" in monitor["metrics"]
     for run in (etl_first, train, monitor):
-        assert run["finished_at"] is not None and run["finished_at"] >= run["started_at"]  # type: ignore[operator]
+        assert run["finished_at"] is not None and run["finished_at"] >= run["started_at"]
 
 
 @pytest.fixture

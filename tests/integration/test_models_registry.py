@@ -80,7 +80,7 @@ def tracking(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
 @pytest.fixture
 def loaded(pg_url: str, history_drop: GeneratedData, tracking: str) -> Iterator[Engine]:
     engine = make_engine(pg_url)
-    assert run_etl(history_drop.out_dir, engine).ok
+    assert run_etl(history_drop.out_dir, engine, get_settings()).ok
     yield engine
     engine.dispose()
 
@@ -99,7 +99,7 @@ def test_train_promote_refuse_rollback_and_forecast(
     name = settings.model_name
 
     v1 = _train(loaded, truth=history_drop.expected_path)
-    run = client.get_run(client.get_model_version(name, v1).run_id)
+    run = client.get_run(str(client.get_model_version(name, v1).run_id))
     assert run.data.metrics["backtest_wape"] < run.data.metrics["backtest_wape_seasonal_naive"]
     assert {"git_commit", "granularity"} <= set(run.data.tags)
     assert run.data.params["data.hash"] and run.data.params["model.seed"] == "42"
@@ -131,10 +131,10 @@ def test_train_promote_refuse_rollback_and_forecast(
     # a model whose verification samples do not reproduce: refused
     original = pyfunc_module.write_artifacts
 
-    def tampered(forecaster, samples, folder):  # type: ignore[no-untyped-def]
+    def tampered(forecaster, samples, folder):
         paths = original(forecaster, samples, folder)
         frame = pd.read_parquet(paths["verification"])
-        frame.loc[0, "expected_yhat"] += 0.5
+        frame.loc[frame.index[:1], "expected_yhat"] += 0.5
         frame.to_parquet(paths["verification"], index=False)
         return paths
 
@@ -162,11 +162,12 @@ def test_train_promote_refuse_rollback_and_forecast(
         ).scalar_one()
     assert first_run.rows == again.rows == active * settings.horizon
     with loaded.connect() as conn:
-        per_version = dict(
-            conn.execute(
+        per_version = {
+            version: n
+            for version, n in conn.execute(
                 select(forecasts.c.model_version, func.count()).group_by(forecasts.c.model_version)
-            ).all()
-        )
+            )
+        }
         dupes = conn.execute(
             select(func.count()).select_from(
                 select(forecasts.c.store_id, forecasts.c.product_id, forecasts.c.target_date)
@@ -206,7 +207,8 @@ def test_train_promote_refuse_rollback_and_forecast(
     assert actions == ["promoted", "refused", "refused", "promoted", "rollback"]
 
     # size and latency limits: the same good version is refused when it exceeds them
-    strict = settings.model_copy(update={"gate_max_model_mb": 0.01, "gate_max_latency_ms": 0.001})
+    limits = settings.gate.model_copy(update={"max_model_mb": 0.01, "max_latency_ms": 0.001})
+    strict = settings.model_copy(update={"gate": limits})
     limited = promote(loaded, name, v4, strict, CONFIG)
     assert not limited.promoted
     failed = [r for r in limited.reasons if r.startswith("FAILED")]
@@ -223,12 +225,12 @@ def test_segment_models_are_gated_and_served_each_on_their_own(
     reset_settings_cache()
     settings = get_settings()
     engine = make_engine(pg_url)
-    assert run_etl(history_drop.out_dir, engine).ok
+    assert run_etl(history_drop.out_dir, engine, get_settings()).ok
     families = sorted(pd.read_csv(history_drop.products_path)["family"].unique())
     assert len(families) >= 2
 
     first = train(engine, settings, spec=SPEC, config=CONFIG)
-    assert sorted(v.segment for v in first) == families
+    assert sorted(str(v.segment) for v in first) == families
     assert len({v.name for v in first}) == len(families) and settings.model_name not in {
         v.name for v in first
     }
@@ -242,11 +244,11 @@ def test_segment_models_are_gated_and_served_each_on_their_own(
     bad_family = families[0]
     original = pyfunc_module.write_artifacts
 
-    def tamper_one(forecaster, samples, folder):  # type: ignore[no-untyped-def]
+    def tamper_one(forecaster, samples, folder):
         paths = original(forecaster, samples, folder)
         if forecaster.vocab.families == [bad_family]:
             frame = pd.read_parquet(paths["verification"])
-            frame.loc[0, "expected_yhat"] += 1.0
+            frame.loc[frame.index[:1], "expected_yhat"] += 1.0
             frame.to_parquet(paths["verification"], index=False)
         return paths
 
@@ -263,13 +265,14 @@ def test_segment_models_are_gated_and_served_each_on_their_own(
 
     result = run_forecast(engine, settings)
     with engine.connect() as conn:
-        per_model = dict(
-            conn.execute(
+        per_model = {
+            model: n
+            for model, n in conn.execute(
                 select(
                     forecasts.c.model_name + ":" + forecasts.c.model_version, func.count()
                 ).group_by(forecasts.c.model_name, forecasts.c.model_version)
-            ).all()
-        )
+            )
+        }
     names = {v.segment: v.name for v in second}
     assert set(per_model) == {f"{names[f]}:{champions[f]}" for f in families}
     assert sum(per_model.values()) == result.rows

@@ -48,27 +48,28 @@ def _load(
         raised = sales.loc[last_week, "price"].astype(float) * (1 + raise_last_week)
         sales.loc[last_week, "price"] = raised.round(2).astype(str)
     sales.to_csv(drop / "sales.csv", index=False)
-    assert run_etl(drop, engine).ok
+    assert run_etl(drop, engine, get_settings()).ok
 
 
 def test_injected_price_drift_is_detected(
     warehouse: Engine, chain: GeneratedData, tmp_path: Path
 ) -> None:
     _load(warehouse, chain, tmp_path, raise_last_week=0.30)
-    report = drift_report(warehouse, evaluated_on=END_DATE).set_index("feature")
-    assert report.loc["price_index", "drifted"]
-    assert report.loc["price_index", "psi"] > 1.0
-    assert report.loc["price_index", "current_start"] == END_DATE - dt.timedelta(days=6)
+    report = drift_report(warehouse, get_settings(), evaluated_on=END_DATE).set_index("feature")
+    price = report.to_dict("index")["price_index"]
+    assert price["drifted"]
+    assert float(price["psi"]) > 1.0
+    assert price["current_start"] == END_DATE - dt.timedelta(days=6)
 
 
 def test_no_drift_is_reported_on_unchanged_data(
     warehouse: Engine, chain: GeneratedData, tmp_path: Path
 ) -> None:
     _load(warehouse, chain, tmp_path)
-    report = drift_report(warehouse, evaluated_on=END_DATE)
+    report = drift_report(warehouse, get_settings(), evaluated_on=END_DATE)
     assert not report["drifted"].any(), report[["feature", "psi"]]
     assert set(report["feature"]) >= {"price_index", "units_index", "promo", "price_ratio"}
-    again = drift_report(warehouse, evaluated_on=END_DATE)  # idempotent per day
+    again = drift_report(warehouse, get_settings(), evaluated_on=END_DATE)  # idempotent per day
     assert len(again) == len(report)
 
 
@@ -85,15 +86,21 @@ def test_forecasts_equal_to_the_expected_demand_score_the_noise_floor(
             "model_name": "oracle",
             "model_version": "1",
             "forecast_date": origin,
-            "store_id": int(r.store_id),
-            "product_id": int(r.product_id),
-            "target_date": r.date,
-            "horizon": (r.date - origin).days,
-            "yhat": float(r.expected_units),
-            "yhat_lower": float(r.expected_units) * 0.5,
-            "yhat_upper": float(r.expected_units) * 1.5,
+            "store_id": int(store),
+            "product_id": int(product),
+            "target_date": day,
+            "horizon": (day - origin).days,
+            "yhat": float(units),
+            "yhat_lower": float(units) * 0.5,
+            "yhat_upper": float(units) * 1.5,
         }
-        for r in window.itertuples()
+        for store, product, day, units in zip(
+            window["store_id"],
+            window["product_id"],
+            window["date"],
+            window["expected_units"],
+            strict=True,
+        )
     ]
     with warehouse.begin() as conn:
         conn.execute(insert(forecasts), rows)

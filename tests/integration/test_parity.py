@@ -15,7 +15,7 @@ from fournil.db import make_engine
 from fournil.db.schema import parity_checks
 from fournil.etl.runner import run_etl
 from fournil.parity import compare
-from fournil.settings import reset_settings_cache
+from fournil.settings import get_settings, reset_settings_cache
 from tests.integration.helpers import throwaway_database
 
 
@@ -27,7 +27,7 @@ def twins(pg_template: str, small_drop: GeneratedData) -> Iterator[tuple[str, st
     ):
         for url in (a, b):
             engine = make_engine(url)
-            assert run_etl(small_drop.out_dir, engine).ok
+            assert run_etl(small_drop.out_dir, engine, get_settings()).ok
             engine.dispose()
         yield a, b
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -94,7 +96,8 @@ def test_missing_history_and_null_plan_do_not_crash(panel: Panel) -> None:
     assert np.isfinite(inputs.naive).all()
     assert inputs.X.loc[0, "has_history"] == 0
     assert inputs.X.loc[1, "price_ratio"] == 1.0  # null plan = regular price
-    assert np.isnan(inputs.X.loc[3, "product"])  # unseen category = missing, not an error
+    # an unseen category is missing, not an error
+    assert np.isnan(cast(float, inputs.X.loc[3, "product"]))
 
 
 def test_raw_inputs_need_every_column(panel: Panel) -> None:

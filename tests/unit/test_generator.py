@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -74,14 +75,16 @@ def test_new_stores_sell_nothing_before_opening(year: GeneratedData) -> None:
     assert len(new) >= 1
     first_sale = sales.groupby("store_id").date.min()
     for store in new.itertuples():
-        assert first_sale[store.store_id] >= store.opened_on
+        assert first_sale[cast(int, store.store_id)] >= store.opened_on
 
 
 def test_some_days_are_missing(year: GeneratedData) -> None:
     sales = pd.read_csv(year.sales_path, parse_dates=["date"])
     stores = pd.read_csv(year.stores_path, parse_dates=["opened_on"])
     days_present = sales.groupby("store_id").date.nunique()
-    opened = stores.set_index("store_id").opened_on.clip(lower=pd.Timestamp(year.start))
+    opened_on = stores.set_index("store_id").opened_on
+    # pandas-stubs: Series.clip() bounds do not accept a Timestamp
+    opened = opened_on.clip(lower=pd.Timestamp(year.start))  # type: ignore[call-overload]
     possible = (pd.Timestamp(year.end) - opened).dt.days + 1
     assert (days_present < possible - 1).sum() >= len(stores) // 2  # beyond the closed days
 
@@ -92,8 +95,12 @@ def test_weekly_pattern_by_family(year: GeneratedData) -> None:
     )
     sales["weekend"] = sales.date.dt.day_of_week >= 5
     by = sales.groupby(["family", "weekend"]).units_sold.mean().unstack()
-    assert by.loc["viennoiserie", True] > 1.3 * by.loc["viennoiserie", False]
-    assert by.loc["snacking", True] < 0.8 * by.loc["snacking", False]
+    viennoiserie_weekend = cast(float, by.loc["viennoiserie", True])
+    viennoiserie_week = cast(float, by.loc["viennoiserie", False])
+    snacking_weekend = cast(float, by.loc["snacking", True])
+    snacking_week = cast(float, by.loc["snacking", False])
+    assert viennoiserie_weekend > 1.3 * viennoiserie_week
+    assert snacking_weekend < 0.8 * snacking_week
 
 
 def test_promotions_lower_the_price_and_lift_demand(year: GeneratedData) -> None:

@@ -67,3 +67,24 @@ def test_unknown_time_zone_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("FOURNIL_TIMEZONE", "Mars/Olympus")
     with pytest.raises(ValidationError, match="unknown time zone"):
         Settings()
+
+
+def test_grouped_settings_keep_their_variable_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".env").write_text("FOURNIL_API_WORKERS=3\nFOURNIL_API_PORT=7000\n")
+    monkeypatch.setenv("FOURNIL_API_PORT", "9001")  # the environment wins over .env
+    monkeypatch.setenv("FOURNIL_GATE_TOLERANCE", "0.05")
+    monkeypatch.setenv("FOURNIL_ETL_CHUNK_ROWS", "1234")
+    monkeypatch.setenv("FOURNIL_ETL_CRON", "0 5 * * *")  # not an ETL group setting
+    settings = Settings()
+    assert (settings.api.port, settings.api.workers) == (9001, 3)
+    assert settings.gate.tolerance == 0.05
+    assert settings.etl.chunk_rows == 1234
+    assert settings.etl_cron == "0 5 * * *"
+
+
+def test_grouped_settings_are_validated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FOURNIL_API_CHALLENGER_SHARE", "1.5")
+    with pytest.raises(ValidationError, match="challenger_share"):
+        Settings()

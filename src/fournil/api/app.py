@@ -54,8 +54,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine: Engine = state.engine
     state.holder = holder = ModelHolder(settings)
     state.tables = tables = ServingTables(engine, settings)
-    state.key_cache = KeyCache(engine, settings.secret_key, settings.api_key_cache_seconds)
-    state.limiter = RateLimiter(settings.api_rate_per_minute)
+    state.key_cache = KeyCache(engine, settings.secret_key, settings.api.key_cache_seconds)
+    state.limiter = RateLimiter(settings.api.rate_per_minute)
     holder.on_load.append(_model_loaded)
     tables.on_build.append(_tables_built)
     await run_in_threadpool(holder.refresh)
@@ -69,7 +69,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.batcher = Batcher(
         Predictor(engine, holder, state.prediction_log),
         size=lambda job: len(job.rows),
-        max_items=settings.api_max_rows,
+        max_items=settings.api.max_rows,
         on_batch=_batch_done,
     )
     state.batcher.start()
@@ -96,6 +96,6 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.warehouse_url, pool_pre_ping=True)
     app.state.poll = poll
-    app.add_middleware(Edge, max_body=settings.api_max_body_bytes)
+    app.add_middleware(Edge, max_body=settings.api.max_body_bytes)
     app.include_router(api_router)
     return app

@@ -74,8 +74,12 @@ class ModelHolder:
         self.champion: Served | None = None  # the global model's
         self.challenger: Served | None = None
         self.segments: dict[str, Served] = {}  # segment value -> its champion
-        #: how rows map to segments: the resolver's, so the API cannot route differently
-        self.routing = registry.Routing(settings.granularity, registry.CHAMPION)
+        #: the resolver's routing and the loaded model of each version it names, swapped as
+        #: one: rows reach models the way batch forecasts and monitoring route them
+        self._routed: tuple[registry.Routing, dict[registry.ModelRef, Served]] = (
+            registry.Routing(settings.granularity, registry.CHAMPION),
+            {},
+        )
         self.fallback: Served = NAIVE
         self.registry_error: str | None = None
         self._stop = threading.Event()
@@ -112,7 +116,10 @@ class ModelHolder:
                     segments[value] = _load(client, ref.name, ref.version)
                     log.info("segment %s champion now %s v%s", value, ref.name, ref.version)
             self.segments = segments  # one reference swap
-            self.routing = champions
+            by_ref = {ref: segments[value] for value, ref in champions.by_segment.items()}
+            if champions.default is not None and self.champion is not None:
+                by_ref[champions.default] = self.champion
+            self._routed = (champions, by_ref)
             if (
                 self.challenger
                 and self.champion
@@ -138,7 +145,7 @@ class ModelHolder:
         log.info("%s now %s v%s", arm, served.name, served.version)
 
     def start_polling(self) -> None:
-        poll(lambda: self.settings.api_model_poll_seconds, self.refresh, self._stop, "model-poller")
+        poll(lambda: self.settings.api.model_poll_seconds, self.refresh, self._stop, "model-poller")
 
     def stop(self) -> None:
         self._stop.set()
@@ -158,16 +165,22 @@ class ModelHolder:
             return "champion"
         digest = hashlib.sha256(f"{key_id}:{store_id}".encode()).digest()
         share = int.from_bytes(digest[:8], "big") / 2**64
-        return "challenger" if share < self.settings.api_challenger_share else "champion"
+        return "challenger" if share < self.settings.api.challenger_share else "champion"
 
-    def _model_for(self, arms: list[str], segments: np.ndarray) -> list[tuple[str, Served | None]]:
-        """Per row, the arm and model meant to answer it (None: none loaded)."""
-        out: list[tuple[str, Served | None]] = []
-        for arm, segment in zip(arms, segments, strict=True):
-            if arm == "challenger" and self.challenger is not None:
-                out.append(("challenger", self.challenger))
-            else:
-                out.append(("champion", self.segments.get(segment, self.champion)))
+    def _model_for(self, raw: pd.DataFrame, arms: list[str]) -> list[tuple[str, Served | None]]:
+        """Per row, the arm and model meant to answer it (None: none loaded). The champion arm
+        follows `Routing.resolve`; with no global champion behind the alias any more, the last
+        one loaded keeps answering (the holder serves what it has)."""
+        routing, by_ref = self._routed
+        out: list[tuple[str, Served | None]] = [("champion", None)] * len(raw)
+        for ref, positions in routing.resolve(raw):
+            served = by_ref.get(ref, self.champion) if ref is not None else self.champion
+            for i in positions:
+                out[i] = ("champion", served)
+        if self.challenger is not None:
+            for i, arm in enumerate(arms):
+                if arm == "challenger":
+                    out[i] = ("challenger", self.challenger)
         return out
 
     def predict(
@@ -180,11 +193,11 @@ class ModelHolder:
         out = pd.DataFrame(
             index=raw.index, columns=["yhat", "yhat_lower", "yhat_upper"], dtype=float
         )
-        meant = self._model_for(arms, self.routing.segment_of(raw))
+        meant = self._model_for(raw, arms)
         used: list[Served | None] = [None] * len(raw)
         used_arms = [arm for arm, _ in meant]
         fell_back = 0
-        budget = self.settings.api_predict_budget_ms / 1000
+        budget = self.settings.api.predict_budget_ms / 1000
         groups: dict[tuple[str, int], list[int]] = {}
         for i, (arm, served) in enumerate(meant):
             groups.setdefault((arm, id(served)), []).append(i)

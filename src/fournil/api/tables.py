@@ -281,13 +281,13 @@ class ServingTables:
         last_day = last_sales_date(self.engine)
         history, index = None, {}
         if last_day is not None:
-            start = last_day - dt.timedelta(days=WINDOW - 1 + self.settings.api_history_days)
+            start = last_day - dt.timedelta(days=WINDOW - 1 + self.settings.api.history_days)
             try:
                 history = load_panel(self.engine, start=start, end=last_day)
                 index = history.series_rows()
             except ValueError:  # no sales in that window
                 history = None
-        table = ForecastTable.load(self.engine, self.settings.api_serving_days)
+        table = ForecastTable.load(self.engine, self.settings.api.serving_days)
         return Snapshot(
             fingerprint=fingerprint,
             stores=store_ids,
@@ -327,7 +327,7 @@ class ServingTables:
 
     def start_polling(self) -> None:
         poll(
-            lambda: self.settings.api_tables_poll_seconds, self.refresh, self._stop, "tables-poller"
+            lambda: self.settings.api.tables_poll_seconds, self.refresh, self._stop, "tables-poller"
         )
 
     def stop(self) -> None:

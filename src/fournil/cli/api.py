@@ -36,14 +36,14 @@ def serve(
 
     settings = get_settings()
     warehouse(settings).dispose()  # the schema must be current: `fournil db upgrade` migrates
-    workers = workers or settings.api_workers
+    workers = workers or settings.api.workers
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="fournil-metrics-")
     uvicorn.run(
         "fournil.cli.api:app_factory",
         factory=True,
-        host=host or settings.api_host,
-        port=port or settings.api_port,
+        host=host or settings.api.host,
+        port=port or settings.api.port,
         workers=workers,
         log_level="warning",
         access_log=False,  # keys travel in headers; nothing about them is logged
@@ -119,9 +119,9 @@ def create(
 @keys_app.command("revoke")
 def revoke(key_id: str = typer.Argument(..., help="The key's id (fk_<id>_...).")) -> None:
     from fournil.api.keys import revoke_key
-    from fournil.db import warehouse_engine
+    from fournil.settings import get_settings
 
-    if not revoke_key(warehouse_engine(), key_id):
+    if not revoke_key(warehouse(get_settings()), key_id):
         raise fail(f"no active key {key_id}")
     console.print(f"revoked {key_id}")
 
@@ -129,8 +129,9 @@ def revoke(key_id: str = typer.Argument(..., help="The key's id (fk_<id>_...).")
 @keys_app.command("list")
 def list_() -> None:
     from fournil.api.keys import list_keys
+    from fournil.settings import get_settings
 
-    engine = warehouse()
+    engine = warehouse(get_settings())
     table = Table(title="API keys")
     for column in ("id", "name", "scopes", "created", "revoked"):
         table.add_column(column)

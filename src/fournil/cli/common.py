@@ -23,7 +23,7 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def warehouse(settings: Settings | None = None) -> Engine:
+def warehouse(settings: Settings) -> Engine:
     """The warehouse engine, once its schema is known to be current; otherwise exit 1 with a
     one-line error naming `fournil db upgrade` (commands never migrate on their own)."""
     from sqlalchemy.exc import OperationalError

@@ -30,6 +30,9 @@ def generate(
 
     from fournil.data.generator import GeneratorConfig
     from fournil.data.generator import generate as run_generate
+    from fournil.settings import get_settings
+
+    settings = get_settings()
 
     if fmt not in ("csv", "parquet"):
         raise fail("--format must be csv or parquet")
@@ -43,6 +46,8 @@ def generate(
             seed=seed,
             fmt=fmt,  # type: ignore[arg-type]
             bad_row_rate=bad_rows,
+            country=settings.country,
+            timezone=settings.timezone,
         )
     except ValueError as exc:
         raise fail(str(exc)) from None

@@ -17,8 +17,9 @@ def upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> 
     from fournil.db import upgrade as run_upgrade
     from fournil.db import warehouse_engine
     from fournil.db.migrate import current_revision
+    from fournil.settings import get_settings
 
-    engine = warehouse_engine()
+    engine = warehouse_engine(get_settings())
     try:
         run_upgrade(engine, revision)
     except OperationalError as exc:
@@ -34,8 +35,9 @@ def current() -> None:
     """Show the warehouse's schema revision."""
     from fournil.db import warehouse_engine
     from fournil.db.migrate import current_revision, head_revision
+    from fournil.settings import get_settings
 
-    engine = warehouse_engine()
+    engine = warehouse_engine(get_settings())
     rev = current_revision(engine)
     console.print(f"current: {rev or 'none'} (head: {head_revision()})")
     if rev != head_revision():

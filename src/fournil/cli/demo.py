@@ -40,7 +40,15 @@ def demo(
     console.print(f"0. warehouse schema at revision {current_revision(engine)}")
     drop = home / "drops" / "demo"
     generated = generate(
-        GeneratorConfig(stores=stores, products=products, days=days, seed=seed, bad_row_rate=0.002),
+        GeneratorConfig(
+            stores=stores,
+            products=products,
+            days=days,
+            seed=seed,
+            bad_row_rate=0.002,
+            country=settings.country,
+            timezone=settings.timezone,
+        ),
         drop,
     )
     console.print(
@@ -134,7 +142,7 @@ def _serve(engine, settings, origin) -> None:  # type: ignore[no-untyped-def]
     from fournil.api.keys import create_key
 
     key = create_key(engine, "demo", ["admin"], settings.secret_key)
-    base = f"http://{settings.api_host}:{settings.api_port}"
+    base = f"http://{settings.api.host}:{settings.api.port}"
     day = origin + dt.timedelta(days=1)
     console.rule("[bold]API")
     console.print(f"demo key (admin scope, shown once): {key}", highlight=False, soft_wrap=True)
@@ -152,7 +160,7 @@ def _serve(engine, settings, origin) -> None:  # type: ignore[no-untyped-def]
     console.file.flush()  # before uvicorn takes over: the key and commands must show now
     uvicorn.run(
         create_app(settings, engine),
-        host=settings.api_host,
-        port=settings.api_port,
+        host=settings.api.host,
+        port=settings.api.port,
         log_level="warning",
     )

@@ -57,7 +57,11 @@ def run(
     unknown = [n for n in names if n not in FLOW_NAMES]
     if unknown:
         raise fail(f"unknown flow {unknown[0]!r}: use {', '.join(FLOW_NAMES)}")
-    warehouse().dispose()  # the schema is current, or a one-line error now (flows never migrate)
+    from fournil.settings import get_settings
+
+    warehouse(
+        get_settings()
+    ).dispose()  # the schema is current, or a one-line error now (flows never migrate)
 
     from fournil.orchestration import DEPLOYMENTS, load_flow
 

@@ -6,17 +6,12 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
-from sqlalchemy import Engine
 
 from fournil.cli.common import console, fail, warehouse
 
 app = typer.Typer(
     help="Train, gate, promote and roll back forecasting models.", no_args_is_help=True
 )
-
-
-def _engine() -> Engine:
-    return warehouse()  # the schema must be current: `fournil db upgrade` migrates
 
 
 @app.command()
@@ -44,7 +39,7 @@ def train(
     with console.status("training...") as status:
         try:
             versions = run_train(
-                _engine(),
+                warehouse(settings),  # the schema must be current: `fournil db upgrade` migrates
                 settings,
                 spec=spec,
                 granularity=granularity,
@@ -90,7 +85,7 @@ def promote(
             for s in registry.segment_models(client, settings)
             if s.granularity == settings.granularity
         ] or [settings.model_name]
-    engine = _engine()
+    engine = warehouse(settings)
     refused = 0
     for model_name in names:
         try:
@@ -114,9 +109,11 @@ def rollback(name: str = typer.Option(None, help="Registered model (default: glo
     """Move `champion` back to the previous champion (audited)."""
     from fournil.models.gate import GateError
     from fournil.models.gate import rollback as run_rollback
+    from fournil.settings import get_settings
 
+    settings = get_settings()
     try:
-        decision = run_rollback(_engine(), name)
+        decision = run_rollback(warehouse(settings), name, settings)
     except GateError as exc:
         raise fail(str(exc)) from None
     console.print(
@@ -151,7 +148,7 @@ def status() -> None:
             str(max(int(v.version) for v in versions)) if versions else "-",
         )
     console.print(table)
-    decisions = history(_engine())
+    decisions = history(warehouse(settings))
     if not decisions.empty:
         log_table = Table(title="recent decisions")
         for column in ("at", "model", "version", "action", "champion", "reasons"):

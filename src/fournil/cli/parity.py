@@ -53,7 +53,9 @@ def parity(
         console.print(table)
     console.print(f"{len(checks)} figures compared, {len(differ)} differ")
     if save:
-        engine = warehouse()
+        from fournil.settings import get_settings
+
+        engine = warehouse(get_settings())
         at = save_checks(engine, checks, label_a, label_b)
         console.print(f"saved to parity_checks at {at:%Y-%m-%d %H:%M:%S} UTC")
     if strict and differ:

@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 
 from fournil.calendar import business_today, holiday_names
 from fournil.data.catalogue import CATALOGUE, CITIES, HOLIDAY_EFFECT, VARIANTS, WEEKLY_PROFILE
+from fournil.settings import DEFAULT_COUNTRY, DEFAULT_TIMEZONE
 
 FAMILIES = tuple(WEEKLY_PROFILE)
 SALES_FILE = "sales"
@@ -74,7 +75,8 @@ class GeneratorConfig:
     days: int = 730
     end_date: dt.date | None = None  # default: yesterday in the business's time zone
     seed: int = 42
-    country: str = "FR"
+    country: str = DEFAULT_COUNTRY
+    timezone: str = DEFAULT_TIMEZONE  # whose "yesterday" end_date defaults to
     fmt: Literal["csv", "parquet"] = "csv"
     new_store_share: float = 0.15
     missing_day_rate: float = 0.01
@@ -94,7 +96,7 @@ class GeneratorConfig:
 
     @property
     def last_day(self) -> dt.date:
-        return self.end_date or business_today() - dt.timedelta(days=1)
+        return self.end_date or business_today(self.timezone) - dt.timedelta(days=1)
 
     @property
     def first_day(self) -> dt.date:

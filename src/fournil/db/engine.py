@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-from fournil.settings import Settings, get_settings
+from fournil.settings import Settings
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -33,8 +33,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
-def warehouse_engine(settings: Settings | None = None) -> Engine:
-    settings = settings or get_settings()
+def warehouse_engine(settings: Settings) -> Engine:
     if not settings.database_url:
         settings.ensure_home()
     return make_engine(settings.warehouse_url)

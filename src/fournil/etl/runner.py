@@ -30,7 +30,7 @@ from fournil.db.schema import etl_runs, products, quarantine, stores
 from fournil.etl.contract import CONTRACTS, LOAD_ORDER, Context, Contract, Kind, kind_of, validate
 from fournil.etl.load import KeyIndex, Stage
 from fournil.etl.readers import BadFileError, Chunk, extra_columns, file_sha256, iter_chunks
-from fournil.settings import Settings, get_settings
+from fournil.settings import Settings
 
 log = logging.getLogger("fournil.etl")
 DROP_SUFFIXES = (".csv", ".parquet", ".pq")
@@ -108,8 +108,8 @@ def _context(conn: Connection, settings: Settings) -> Context:
         today=business_today(settings.timezone),
         known_stores=known,
         known_products=frozenset(conn.execute(select(products.c.product_id)).scalars()),
-        max_units=settings.etl_max_units,
-        max_price=settings.etl_max_price,
+        max_units=settings.etl.max_units,
+        max_price=settings.etl.max_price,
     )
 
 
@@ -274,7 +274,7 @@ class _FileLoad:
 
     def run(self) -> None:
         ctx = _context(self.conn, self.settings)
-        chunks = iter_chunks(self.path, self.contract, self.settings.etl_chunk_rows)
+        chunks = iter_chunks(self.path, self.contract, self.settings.etl.chunk_rows)
         first = next(chunks, None)
         if first is None:
             raise BadFileError("no data rows")
@@ -348,11 +348,10 @@ def load_file(
     path: Path,
     kind: Kind,
     batch_id: str,
-    settings: Settings | None = None,
+    settings: Settings,
     on_progress: ProgressCallback | None = None,
 ) -> FileResult:
     """Load one drop file in one transaction and log the run. Never raises for bad data."""
-    settings = settings or get_settings()
     try:
         digest: str | None = file_sha256(path)
     except OSError:
@@ -425,8 +424,8 @@ def loaded_digests(engine: Engine) -> set[str]:
 def run_etl(
     source: Path,
     engine: Engine,
+    settings: Settings,
     kind: Kind | None = None,
-    settings: Settings | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> EtlResult:
     """Load every drop file under `source`, masters first, each in its own transaction."""

@@ -9,6 +9,7 @@ from prefect import flow, task
 
 from fournil import pipeline
 from fournil.db import warehouse_engine
+from fournil.etl.contract import Kind
 from fournil.etl.runner import FileResult
 from fournil.orchestration import (
     markdown_artifact,
@@ -22,20 +23,24 @@ from fournil.settings import get_settings
 
 
 @task(retry_condition_fn=transient, retries=2, retry_delay_seconds=10, timeout_seconds=600)
-def find_new_drops(source: str) -> list[tuple[str, str]]:
-    return [(str(p), kind) for p, kind in pipeline.new_drops(warehouse_engine(), Path(source))]
+def find_new_drops(source: str) -> list[tuple[str, Kind]]:
+    return [
+        (str(p), kind)
+        for p, kind in pipeline.new_drops(warehouse_engine(get_settings()), Path(source))
+    ]
 
 
 @task(retry_condition_fn=transient, retries=2, retry_delay_seconds=30, timeout_seconds=3600)
-def load_drop(path: str, kind: str, batch: str) -> FileResult:
-    return pipeline.load_drop(warehouse_engine(), get_settings(), Path(path), kind, batch)  # type: ignore[arg-type]
+def load_drop(path: str, kind: Kind, batch: str) -> FileResult:
+    settings = get_settings()
+    return pipeline.load_drop(warehouse_engine(settings), settings, Path(path), kind, batch)
 
 
 @flow(name="etl", on_failure=[on_failure], log_prints=True)
 def etl_flow(source: str | None = None) -> dict[str, int]:
     settings = get_settings()
     landing = source or str(settings.landing)
-    with recorder("etl") as run:
+    with recorder("etl", get_settings()) as run:
         with run.stage("discover"):
             drops = find_new_drops(landing)
         files = []

@@ -16,12 +16,12 @@ from fournil.settings import get_settings
 @task(retry_condition_fn=transient, retries=2, retry_delay_seconds=30, timeout_seconds=3600)
 def write_forecasts(date: str | None) -> ForecastResult:
     origin = dt.date.fromisoformat(date) if date else None
-    return pipeline.forecast(warehouse_engine(), get_settings(), date=origin)
+    return pipeline.forecast(warehouse_engine(get_settings()), get_settings(), date=origin)
 
 
 @flow(name="forecast", on_failure=[on_failure], log_prints=True)
 def forecast_flow(date: str | None = None) -> int:
-    with recorder("forecast") as run:
+    with recorder("forecast", get_settings()) as run:
         with run.stage("forecast"):
             result = write_forecasts(date)
         run.rows_processed = result.rows

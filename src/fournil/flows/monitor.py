@@ -29,22 +29,27 @@ def _day(date: str | None) -> dt.date | None:
 # interrupt blocking work; the flow run itself is bounded by the deployment
 @task(retry_condition_fn=transient, retries=2, retry_delay_seconds=30)
 def accuracy(date: str | None) -> pd.DataFrame:
-    return pipeline.score(warehouse_engine(), _day(date))
+    return pipeline.score(warehouse_engine(get_settings()), _day(date))
 
 
 @task(retry_condition_fn=transient, retries=2, retry_delay_seconds=30)
 def drift(date: str | None) -> pd.DataFrame:
-    return pipeline.drift(warehouse_engine(), get_settings(), _day(date))
+    return pipeline.drift(warehouse_engine(get_settings()), get_settings(), _day(date))
 
 
 @task(retry_condition_fn=transient, retries=1)
 def health() -> list[str]:
-    return pipeline.health(warehouse_engine())
+    return pipeline.health(warehouse_engine(get_settings()))
 
 
-@flow(name="monitor", on_failure=[on_failure], log_prints=True, task_runner=task_runner())
+@flow(
+    name="monitor",
+    on_failure=[on_failure],
+    log_prints=True,
+    task_runner=task_runner(get_settings()),
+)
 def monitor_flow(date: str | None = None) -> dict[str, object]:
-    with recorder("monitor") as run:
+    with recorder("monitor", get_settings()) as run:
         with run.stage("accuracy+drift+health"):  # independent: run them side by side
             scored, drifting, checked = accuracy.submit(date), drift.submit(date), health.submit()
             result = pipeline.MonitorResult(scored.result(), drifting.result(), checked.result())

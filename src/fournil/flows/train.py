@@ -18,7 +18,7 @@ from fournil.settings import get_settings
 @task(timeout_seconds=6 * 3600)
 def train_models(granularity: str | None, truth: str | None) -> list[TrainedVersion]:
     return pipeline.train_models(
-        warehouse_engine(),
+        warehouse_engine(get_settings()),
         get_settings(),
         granularity=granularity,
         truth_path=Path(truth) if truth else None,
@@ -27,13 +27,13 @@ def train_models(granularity: str | None, truth: str | None) -> list[TrainedVers
 
 @task(timeout_seconds=3600)
 def gate(name: str, version: str) -> Decision:
-    return pipeline.gate(warehouse_engine(), get_settings(), name, version)
+    return pipeline.gate(warehouse_engine(get_settings()), get_settings(), name, version)
 
 
 @flow(name="train", on_failure=[on_failure], log_prints=True)
 def train_flow(granularity: str | None = None, truth: str | None = None) -> list[str]:
     settings = get_settings()
-    with recorder("train") as run:
+    with recorder("train", get_settings()) as run:
         with run.stage("train"):
             versions = train_models(granularity, truth)
         with run.stage("gate"):

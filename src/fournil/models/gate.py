@@ -2,8 +2,8 @@
 
 `promote` makes a version the `challenger`, then the `champion` only if every check passes:
 1. it beats the current champion on the same backtest (the champion's recipe refitted at the
-   same cut-offs on the same data; at most `gate_tolerance` worse, so a retrain on fresher data
-   with an unchanged recipe goes through) and beats seasonal naive;
+   same cut-offs on the same data; at most `FOURNIL_GATE_TOLERANCE` worse, so a retrain on
+   fresher data with an unchanged recipe goes through) and beats seasonal naive;
 2. loaded fresh from the registry, it reproduces its verification samples exactly;
 3. it gives finite, non-negative forecasts for rows with nulls;
 4. its size and median single-row latency stay within the configured limits.
@@ -32,7 +32,7 @@ from fournil.models.backtest import BacktestConfig, run_backtest
 from fournil.models.estimators import Forecaster
 from fournil.models.pyfunc import EXPECTED_PREFIX, PREDICTION_COLUMNS, verify
 from fournil.panel import load_panel
-from fournil.settings import Settings, get_settings
+from fournil.settings import Settings
 
 
 class GateError(Exception):
@@ -123,13 +123,12 @@ def _segment_panel(engine: Engine, client: MlflowClient, name: str, end: dt.date
 
 def promote(
     engine: Engine,
-    name: str | None = None,
-    version: str | None = None,
-    settings: Settings | None = None,
+    name: str | None,
+    version: str | None,
+    settings: Settings,
     config: BacktestConfig | None = None,
 ) -> Decision:
     """Run the gate for `version` (default: the latest) of `name` (default: the global model)."""
-    settings = settings or get_settings()
     client = registry.configure(settings)
     name = name or settings.model_name
     version = version or _latest_version(client, name)
@@ -164,16 +163,16 @@ def promote(
     decision.metrics["size_mb"] = size
     checks.append(
         (
-            size <= settings.gate_max_model_mb,
-            f"size {size:.1f} MB (limit {settings.gate_max_model_mb:g})",
+            size <= settings.gate.max_model_mb,
+            f"size {size:.1f} MB (limit {settings.gate.max_model_mb:g})",
         )
     )
     latency = _latency_ms(model, raw.head(1))
     decision.metrics["latency_ms"] = latency
     checks.append(
         (
-            latency <= settings.gate_max_latency_ms,
-            f"single-row latency {latency:.1f} ms (limit {settings.gate_max_latency_ms:g})",
+            latency <= settings.gate.max_latency_ms,
+            f"single-row latency {latency:.1f} ms (limit {settings.gate.max_latency_ms:g})",
         )
     )
 
@@ -201,12 +200,12 @@ def promote(
             panel, recipe, vocab, config, with_baselines=False, at=at or None
         ).wape()
         decision.metrics["champion_wape"] = champion_wape
-        limit = champion_wape * (1 + settings.gate_tolerance)
+        limit = champion_wape * (1 + settings.gate.tolerance)
         checks.append(
             (
                 wape <= limit + 1e-12,
                 f"backtest WAPE {wape:.4f} vs champion v{champion} {champion_wape:.4f} "
-                f"on the same cut-offs (tolerance {settings.gate_tolerance:.0%})",
+                f"on the same cut-offs (tolerance {settings.gate.tolerance:.0%})",
             )
         )
     elif champion is None:
@@ -249,9 +248,8 @@ def champion_history(engine: Engine, name: str) -> list[str]:
     return stack
 
 
-def rollback(engine: Engine, name: str | None = None, settings: Settings | None = None) -> Decision:
+def rollback(engine: Engine, name: str | None, settings: Settings) -> Decision:
     """Move `champion` back to the version it had before the current one (audited)."""
-    settings = settings or get_settings()
     client = registry.configure(settings)
     name = name or settings.model_name
     current = registry.alias_version(client, name, registry.CHAMPION)

@@ -45,7 +45,7 @@ from fournil.models.estimators import Forecaster, ModelSpec
 from fournil.models.pyfunc import ForecasterModel, write_artifacts
 from fournil.panel import Panel, load_panel
 from fournil.scores import wape
-from fournil.settings import Settings, get_settings
+from fournil.settings import Settings
 
 log = logging.getLogger("fournil.train")
 Progress = Callable[[str], None]
@@ -295,7 +295,7 @@ def _train_rmse(fitted: SegmentFit, max_rows: int = 50_000) -> float:
 
 def train(
     engine: Engine,
-    settings: Settings | None = None,
+    settings: Settings,
     spec: ModelSpec | None = None,
     granularity: str | None = None,
     truth_path: Path | None = None,
@@ -304,7 +304,6 @@ def train(
     progress: Progress | None = None,
 ) -> list[TrainedVersion]:
     """Train, backtest, log and register one model per segment. Returns the new versions."""
-    settings = settings or get_settings()
     granularity = granularity or settings.granularity
     spec = spec or ModelSpec(horizon=settings.horizon)
     config = config or BacktestConfig()

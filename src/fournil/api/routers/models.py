@@ -52,7 +52,7 @@ def models_current(
         challenger=_info(holder.challenger) if holder.challenger else None,
         segments={value: _info(served) for value, served in holder.segments.items()},
         fallback=_info(holder.fallback),
-        challenger_share=settings.api_challenger_share,
+        challenger_share=settings.api.challenger_share,
         degraded=holder.degraded_reason,
         decisions=[
             {k: (str(v) if isinstance(v, dt.datetime) else v) for k, v in d.items()}

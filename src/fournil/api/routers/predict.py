@@ -25,9 +25,9 @@ async def predict(
     """Online predictions for (store, product, date) rows, with an optional price/promo
     plan; features from the warehouse history with the shared feature code. Concurrent
     requests are batched into one model call."""
-    if len(body.rows) > settings.api_max_rows:
+    if len(body.rows) > settings.api.max_rows:
         raise ApiError(
-            422, "invalid_input", f"at most {settings.api_max_rows} rows per request", "rows"
+            422, "invalid_input", f"at most {settings.api.max_rows} rows per request", "rows"
         )
     snapshot = loaded_snapshot(tables)
     rows = [
