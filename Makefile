@@ -43,7 +43,7 @@ lint: install ## Lint, check formatting and types
 	$(RUN) ruff check src tests benchmarks grafana compose superset docs
 	$(RUN) ruff format --check src tests benchmarks grafana compose superset docs
 	$(RUN) mypy
-	$(RUN) mypy benchmarks docs grafana compose
+	$(RUN) mypy benchmarks docs grafana compose tests
 	$(RUN) mypy superset  # apart: grafana/ and superset/ both hold a generate.py
 
 .PHONY: format
