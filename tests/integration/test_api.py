@@ -479,8 +479,11 @@ def test_a_prediction_over_its_time_budget_is_answered_by_the_fallback(
     assert champion is not None
     real = champion.forecaster.predict_raw
 
+    budget = api.settings.api.predict_budget_ms / 1000
+    late = budget + 5.0  # when the model would answer: far past the budget
+
     def slow(raw):
-        time.sleep(api.settings.api.predict_budget_ms / 1000 + 0.3)
+        time.sleep(late)
         return real(raw)
 
     monkeypatch.setattr(champion.forecaster, "predict_raw", slow)
@@ -495,7 +498,7 @@ def test_a_prediction_over_its_time_budget_is_answered_by_the_fallback(
     assert got.status_code == 200
     prediction = got.json()["predictions"][0]
     assert prediction["arm"] == "fallback" and prediction["model_name"].endswith("fallback")
-    assert elapsed < api.settings.api.predict_budget_ms / 1000 + 0.25  # did not wait for the model
+    assert budget <= elapsed < late - 2.0  # waited out the budget, not the model (busy-VM slack)
 
     def fallbacks(text: str) -> float:
         for line in text.splitlines():
