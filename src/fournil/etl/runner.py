@@ -14,6 +14,7 @@ import itertools
 import json
 import logging
 import math
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from fournil.calendar import business_today
@@ -155,6 +155,7 @@ class _FileLoad:
         self.on_progress = on_progress
         self.warnings: dict[str, int] = {}
         self.seen = KeyIndex()
+        self.spans: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def _quarantine_rows(
         self, lines: list[int | None], raws: list[dict[str, object]], reasons: list[str]
@@ -195,28 +196,48 @@ class _FileLoad:
     def _insert_new_keys(
         self, stage: Stage, good: pa.Table, lines: np.ndarray, codes: np.ndarray, ctx: Context
     ) -> tuple[pa.Table, np.ndarray]:
-        """COPY the rows with keys not yet in `sales` straight in; return the others, which go
-        through the stage and merge (update or unchanged)."""
-        dates = good.column("sale_date")
-        first, last = pc.min(dates).as_py(), pc.max(dates).as_py()
-        existing = stage.existing_sales_keys(first, last)
+        """COPY the rows that cannot be in `sales` yet straight in; return the others, which go
+        through the stage and merge (insert, update or unchanged). A row cannot be there yet
+        when its day is outside its series' span as the file's load began: a key repeated
+        within the file is a duplicate, caught before this."""
+        if self.spans is None:
+            self.spans = self._series_spans(stage, ctx)
+        series, first_day, last_day = self.spans
+        day = (codes >> 42) - (1 << 20)
+        mine = codes & ((1 << 42) - 1)
+        at = np.searchsorted(series, mine).clip(max=max(len(series) - 1, 0))
         is_new = np.ones(good.num_rows, bool)
-        if len(existing):
-            store_rank = np.searchsorted(ctx.sorted_store_ids, existing[:, 1])
-            product_rank = np.searchsorted(ctx.sorted_product_ids, existing[:, 2])
-            known = (
-                ctx.sorted_store_ids[store_rank.clip(max=len(ctx.sorted_store_ids) - 1)]
-                == existing[:, 1]
-            ) & (
-                ctx.sorted_product_ids[product_rank.clip(max=len(ctx.sorted_product_ids) - 1)]
-                == existing[:, 2]
-            )
-            existing_codes = self._code(existing[:, 0], store_rank, product_rank)[known]
-            is_new = ~np.isin(codes, existing_codes)
+        if len(series):
+            known = series[at] == mine
+            is_new = ~known | (day < first_day[at]) | (day > last_day[at])
         self.result.rows_inserted += stage.copy_into_target(
             good.filter(pa.array(is_new)), self.result.run_id
         )
         return good.filter(pa.array(~is_new)), lines[~is_new]
+
+    def _series_spans(
+        self, stage: Stage, ctx: Context
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The series already in `sales` (as the low bits of their key codes, sorted) and the
+        first and last day number of each."""
+        spans = stage.sales_series_spans()
+        store_rank = np.searchsorted(ctx.sorted_store_ids, spans[:, 0])
+        product_rank = np.searchsorted(ctx.sorted_product_ids, spans[:, 1])
+        # series of stores or products no longer known can never match a valid row
+        known = (
+            ctx.sorted_store_ids[store_rank.clip(max=max(len(ctx.sorted_store_ids) - 1, 0))]
+            == spans[:, 0]
+        ) & (
+            ctx.sorted_product_ids[product_rank.clip(max=max(len(ctx.sorted_product_ids) - 1, 0))]
+            == spans[:, 1]
+        )
+        series = self._code(np.zeros(len(spans), np.int64) - (1 << 20), store_rank, product_rank)
+        order = np.argsort(series[known])
+        return (
+            series[known][order],
+            spans[known, 2][order],
+            spans[known, 3][order],
+        )
 
     @staticmethod
     def _code(day: np.ndarray, store_rank: np.ndarray, product_rank: np.ndarray) -> np.ndarray:
@@ -282,6 +303,7 @@ class _FileLoad:
         stage = Stage(self.conn, self.contract, present)
         stage.lock_target()
         overlap = self.conn.dialect.name == "postgresql"
+        started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="etl-db") as db:
             pending: Future[None] | None = None
             for number, chunk in enumerate(itertools.chain([first], chunks), start=1):
@@ -292,12 +314,14 @@ class _FileLoad:
                     pending = db.submit(self._write, stage, good, lines, codes, rejected, ctx)
                 else:
                     self._write(stage, good, lines, codes, rejected, ctx)
-                log.debug(
-                    "chunk %d of %s validated: %d rows read, %d rejected so far",
-                    number,
+                elapsed = max(time.perf_counter() - started, 1e-9)
+                log.info(  # one line per chunk: progress where there is no terminal
+                    "%s: chunk %d, %s rows read (%s rows/s), %s rejected so far",
                     self.path.name,
-                    self.result.rows_read,
-                    self.result.rows_rejected,
+                    number,
+                    f"{self.result.rows_read:,}",
+                    f"{self.result.rows_read / elapsed:,.0f}",
+                    f"{self.result.rows_rejected:,}",
                 )
                 if self.on_progress:
                     self.on_progress(self.path, self.result.rows_read)
