@@ -212,7 +212,7 @@ def test_deployments_run_on_a_prefect_server_with_a_worker(
         assert _run_deployment(prefect_server, "monitor/daily") == "COMPLETED"
     finally:
         worker.terminate()
-        worker.wait(timeout=30)
+        worker.wait(timeout=120)  # it stops on TERM: slowly on a busy machine (30 s was not enough)
     runs = _runs(pg_url)
     assert {f: [r["status"] for r in rs] for f, rs in runs.items()} == {
         "etl": ["success"],
