@@ -57,6 +57,11 @@ bench: install ## Benchmarks with ratios against named baselines (PostgreSQL)
 	$(RUN) python -m benchmarks.bench_train
 	$(RUN) python -m benchmarks.bench_api
 
+SIZE ?= S
+.PHONY: bench-scale
+bench-scale: install ## The pipeline's stages at a chain's size: SIZE=S|M|L (PostgreSQL; L takes hours)
+	$(RUN) python -m benchmarks.bench_scale --size $(SIZE)
+
 .PHONY: db-upgrade
 db-upgrade: install ## Create or migrate the warehouse that DATABASE_URL names
 	$(RUN) fournil db upgrade
