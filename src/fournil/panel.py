@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 from sqlalchemy import Engine, select
 
 from fournil.db.schema import products, sales, stores
@@ -115,6 +117,125 @@ def load_panel(
     store_ids: list[int] | None = None,
 ) -> Panel:
     """Read sales between `start` and `end` (inclusive; default: all) into a dense panel."""
+    if engine.dialect.name == "postgresql":
+        return _load_panel_copy(engine, start, end, store_ids)
+    return _load_panel_rows(engine, start, end, store_ids)
+
+
+#: Bytes of COPY output parsed at a time: bounds the text held while reading.
+_COPY_BLOCK = 64 << 20
+_COPY_TYPES = {
+    "store_id": pa.int32(),
+    "product_id": pa.int32(),
+    "day": pa.int32(),  # days since 1970-01-01
+    "units": pa.float32(),
+    "price": pa.float32(),
+    "promo": pa.int8(),
+    "stock": pa.int8(),
+}
+
+
+def _load_panel_copy(
+    engine: Engine, start: dt.date | None, end: dt.date | None, store_ids: list[int] | None
+) -> Panel:
+    """PostgreSQL: `COPY ... TO STDOUT` parsed by Arrow block by block into compact columns
+    (22 bytes a row instead of a Python tuple's ~470), then scattered into the matrices."""
+    where: list[str] = []
+    params: list[object] = []
+    if start is not None:
+        where.append("sale_date >= %s")
+        params.append(start)
+    if end is not None:
+        where.append("sale_date <= %s")
+        params.append(end)
+    if store_ids is not None:
+        where.append("store_id = ANY(%s)")
+        params.append(list(store_ids))
+    sql = (
+        "COPY (SELECT store_id, product_id, sale_date - DATE '1970-01-01', units_sold, price, "
+        "promo::int, stock_out::int FROM sales"
+        + (f" WHERE {' AND '.join(where)}" if where else "")
+        + ") TO STDOUT (FORMAT csv)"
+    )
+    options = pacsv.ConvertOptions(column_types=_COPY_TYPES)
+    read = pacsv.ReadOptions(column_names=list(_COPY_TYPES))
+    parts: list[pa.Table] = []
+    pending = bytearray()
+
+    def parse(block: bytes | bytearray) -> None:
+        if block:
+            parts.append(pacsv.read_csv(pa.py_buffer(block), read, convert_options=options))
+
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.driver_connection.cursor()  # type: ignore[union-attr]
+        with cursor.copy(sql, params) as copy:
+            for data in copy:
+                pending += data
+                if len(pending) >= _COPY_BLOCK:
+                    cut = pending.rindex(b"\n") + 1
+                    parse(pending[:cut])
+                    del pending[:cut]
+        parse(pending)
+        raw.commit()
+    finally:
+        raw.close()
+    if not parts:
+        raise ValueError("no sales in the requested window: load some data first")
+    table = pa.concat_tables(parts)
+    parts.clear()
+    store_frame, product_frame = series_attributes(engine)
+
+    def column(name: str, dtype: type) -> np.ndarray:
+        return np.asarray(table.column(name).to_numpy(), dtype=dtype)
+
+    store = column("store_id", np.int64)
+    product = column("product_id", np.int64)
+    day = column("day", np.int64)
+    pair = (store << 32) | product
+    keys = np.unique(pair)  # sorted by (store_id, product_id)
+    code = np.searchsorted(keys, pair)
+    del pair, store, product
+    epoch = dt.date(1970, 1, 1)
+    first = start or epoch + dt.timedelta(days=int(day.min()))
+    last = end or epoch + dt.timedelta(days=int(day.max()))
+    day -= (first - epoch).days
+    n_days = (last - first).days + 1
+    series = _series(
+        pd.DataFrame({"store_id": keys >> 32, "product_id": keys & 0xFFFFFFFF}),
+        store_frame,
+        product_frame,
+    )
+
+    def matrix(name: str) -> np.ndarray:
+        out = np.full((len(keys), n_days), np.nan, dtype=np.float32)
+        values = table.column(name).to_numpy(zero_copy_only=False)  # nulls: NaN
+        out[code, day] = np.asarray(values, dtype=np.float32)
+        return out
+
+    return Panel(
+        series=series,
+        start=first,
+        units=matrix("units"),
+        promo=matrix("promo"),
+        stock_out=matrix("stock"),
+        price=matrix("price"),
+    )
+
+
+def _series(
+    keys: pd.DataFrame, store_frame: pd.DataFrame, product_frame: pd.DataFrame
+) -> pd.DataFrame:
+    """The series' attributes, one row per (store_id, product_id) of `keys`, in its order."""
+    return keys.merge(product_frame, on="product_id", how="left").merge(
+        store_frame[["store_id", "city", "region", "opened_on"]], on="store_id", how="left"
+    )
+
+
+def _load_panel_rows(
+    engine: Engine, start: dt.date | None, end: dt.date | None, store_ids: list[int] | None
+) -> Panel:
+    """Any database (SQLite in local mode): rows through SQLAlchemy, pivoted by pandas."""
     query = select(
         sales.c.store_id,
         sales.c.product_id,
@@ -159,9 +280,7 @@ def panel_from_frame(
         frame[["store_id", "product_id"]].drop_duplicates().sort_values(["store_id", "product_id"])
     )
     keys = keys.reset_index(drop=True)
-    series = keys.merge(product_frame, on="product_id", how="left").merge(
-        store_frame[["store_id", "city", "region", "opened_on"]], on="store_id", how="left"
-    )
+    series = _series(keys, store_frame, product_frame)
     code = pd.MultiIndex.from_frame(keys).get_indexer(
         pd.MultiIndex.from_frame(frame[["store_id", "product_id"]])
     )
