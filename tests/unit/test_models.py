@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
+import pytest
 
 from fournil.data.generator import GeneratedData
 from fournil.features import PanelRequests, Vocabulary, from_panel
@@ -68,9 +71,18 @@ def test_training_twice_with_the_same_seed_gives_identical_predictions(panel: Pa
     assert not np.array_equal(first.predict_inputs(inputs), other.predict_inputs(inputs))
 
 
-def test_intervals_cover_about_their_nominal_share(panel: Panel) -> None:
+def test_intervals_cover_about_their_nominal_share(
+    panel: Panel, caplog: pytest.LogCaptureFixture
+) -> None:
     vocab = Vocabulary.fit(panel, "FR")
-    bt = run_backtest(panel, SPEC, vocab, CONFIG, with_baselines=False)
+    with caplog.at_level(logging.INFO, logger="fournil.train"):
+        bt = run_backtest(panel, SPEC, vocab, CONFIG, with_baselines=False)
+    # progress without a terminal: one line per fold, with its cut-off and its score
+    folds = [r.getMessage() for r in caplog.records if "backtest fold" in r.getMessage()]
+    assert [m.split(",")[0] for m in folds] == [
+        f"backtest fold {k} of {CONFIG.folds}" for k in range(1, CONFIG.folds + 1)
+    ]
+    assert all(f"cut-off {day}" in m for m, day in zip(folds, bt.cutoffs, strict=True))
     (model,) = fit_at(panel, [SPEC], vocab, panel.n_days - 1)
     p = bt.predictions
     model.calibrate(p["model"].to_numpy(), p["actual"].to_numpy(), p["horizon"].to_numpy())

@@ -13,6 +13,8 @@ its expected (noise-free) demand gives the noise floor on the same rows.
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +24,8 @@ from fournil.features import WINDOW, Inputs, PanelRequests, Vocabulary, from_pan
 from fournil.models.estimators import Forecaster, ModelSpec, fit
 from fournil.panel import Panel
 from fournil.scores import wape
+
+log = logging.getLogger("fournil.train")
 
 BASELINES = ("seasonal_naive", "linear")
 
@@ -184,6 +188,7 @@ def run_backtest(
     parts = []
     for fold, cutoff in enumerate(days):
         specs = [spec, spec.replace(kind="linear")] if with_baselines else [spec]
+        started = time.perf_counter()
         model, *others = fit_at(panel, specs, vocab, cutoff, rows)
         linear = others[0] if others else None
         mine = (origin >= cutoff) & (origin < cutoff + config.test_days) & np.isfinite(actual)
@@ -203,6 +208,16 @@ def run_backtest(
             assert linear is not None
             part["linear"] = linear.predict_inputs(fold_inputs)
         parts.append(part)
+        log.info(  # one line per fold: progress where there is no terminal
+            "backtest fold %d of %d, cut-off %s: %s test rows, fitted and scored in %.1f s, "
+            "WAPE %.3f",
+            fold + 1,
+            len(days),
+            panel.start + dt.timedelta(days=int(cutoff)),
+            f"{len(part):,}",
+            time.perf_counter() - started,
+            wape(part["actual"].to_numpy(), part["model"].to_numpy()),
+        )
     frame = pd.concat(parts, ignore_index=True)
     series = panel.series
     frame["store_id"] = series["store_id"].to_numpy()[frame["series"]]

@@ -126,8 +126,18 @@ def fit_segment(
     final = panel.n_days - 1
     # one matrix of training rows for every backtest fold and the final fit
     rows = TrainingRows.build(panel, spec, vocab, [*cutoffs(panel, spec, config), final])
+    name = f"segment {segment}" if segment is not None else "global model"
+    log.info(
+        "%s: %s training rows (%d series) built in %.1f s",
+        name,
+        f"{len(rows.actual):,}",
+        len(panel.series),
+        time.perf_counter() - start,
+    )
     backtest = run_backtest(panel, spec, vocab, config, truth, rows=rows)
+    started = time.perf_counter()
     model, fallback = fit_at(panel, [spec, spec.replace(kind="linear")], vocab, final, rows)
+    log.info("%s: final fit in %.1f s", name, time.perf_counter() - started)
     del rows
     p = backtest.predictions
     model.calibrate(p["model"].to_numpy(), p["actual"].to_numpy(), p["horizon"].to_numpy())
