@@ -59,6 +59,26 @@ class GateSettings(_Group):
     )
 
 
+class TrainSettings(_Group):
+    """How many training rows a fit sees: `FOURNIL_TRAIN_*` (not the `_CRON`). The training
+    rows are series x origins x horizons; these sample the origins."""
+
+    model_config = SettingsConfigDict(env_prefix="FOURNIL_TRAIN_")
+
+    origin_stride: int = Field(
+        2,
+        ge=1,
+        le=28,
+        description="One training origin every N days (each with every horizon); raise it to "
+        "train on fewer rows. Logged to MLflow as model.origin_stride.",
+    )
+    history_days: int = Field(
+        730,
+        ge=28,
+        description="Days of history before a cut-off that training origins come from.",
+    )
+
+
 class ApiSettings(_Group):
     """The API service: `FOURNIL_API_*`."""
 
@@ -189,6 +209,7 @@ class Settings(BaseSettings):
         validation_alias=_env("FOURNIL_GRANULARITY"),
         description="One global model, or one model per product family, city or region.",
     )
+    train: TrainSettings = Field(default_factory=TrainSettings)
     gate: GateSettings = Field(default_factory=GateSettings)
 
     # --- orchestration -----------------------------------------------------------------

@@ -88,3 +88,20 @@ def test_grouped_settings_are_validated(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("FOURNIL_API_CHALLENGER_SHARE", "1.5")
     with pytest.raises(ValidationError, match="challenger_share"):
         Settings()
+
+
+def test_training_row_sampling_comes_from_settings_unless_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fournil.models.training import default_spec
+
+    monkeypatch.setenv("FOURNIL_TRAIN_ORIGIN_STRIDE", "7")
+    monkeypatch.setenv("FOURNIL_TRAIN_HISTORY_DAYS", "365")
+    monkeypatch.setenv("FOURNIL_TRAIN_CRON", "0 4 * * 1")  # not a training-rows setting
+    settings = Settings()
+    spec = default_spec(settings)
+    assert (spec.origin_stride, spec.train_days, spec.horizon) == (7, 365, settings.horizon)
+    assert spec.params()["origin_stride"] == 7  # what MLflow logs as model.origin_stride
+    given = default_spec(settings, origin_stride=3, horizon=None, seed=5)
+    assert (given.origin_stride, given.train_days, given.seed) == (3, 365, 5)
+    assert settings.train_cron == "0 4 * * 1"

@@ -25,17 +25,34 @@ def train(
     horizon: int = typer.Option(None, min=1, max=28, help="Days ahead (default: FOURNIL_HORIZON)."),
     folds: int = typer.Option(3, min=1, help="Backtest cut-offs."),
     seed: int = typer.Option(42, help="Random seed of the model."),
+    origin_stride: int = typer.Option(
+        None,
+        min=1,
+        max=28,
+        help="One training origin every N days (default: FOURNIL_TRAIN_ORIGIN_STRIDE).",
+    ),
+    history_days: int = typer.Option(
+        None,
+        min=28,
+        help="Days of history training draws from (default: FOURNIL_TRAIN_HISTORY_DAYS).",
+    ),
 ) -> None:
     """Build features, fit, backtest, log to MLflow and register a new version (no promotion)."""
     from fournil.models.backtest import BacktestConfig
-    from fournil.models.estimators import ModelSpec
+    from fournil.models.training import default_spec
     from fournil.models.training import train as run_train
     from fournil.settings import get_settings
 
     settings = get_settings()
     if granularity not in (None, "global", "family", "city", "region"):
         raise fail(f"unknown granularity {granularity!r}: use global, family, city or region")
-    spec = ModelSpec(horizon=horizon or settings.horizon, seed=seed)
+    spec = default_spec(
+        settings,
+        horizon=horizon,
+        seed=seed,
+        origin_stride=origin_stride,
+        train_days=history_days,
+    )
     with console.status("training...") as status:
         try:
             versions = run_train(

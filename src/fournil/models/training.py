@@ -113,6 +113,17 @@ def segments(panel: Panel, granularity: str) -> list[tuple[str | None, np.ndarra
     return [(str(value), np.asarray(rows)) for value, rows in groups.items()]
 
 
+def default_spec(settings: Settings, **overrides: object) -> ModelSpec:
+    """The model recipe the settings ask for (horizon, training-row sampling), with
+    `overrides` (None values ignored) on top."""
+    spec = ModelSpec(
+        horizon=settings.horizon,
+        origin_stride=settings.train.origin_stride,
+        train_days=settings.train.history_days,
+    )
+    return spec.replace(**{k: v for k, v in overrides.items() if v is not None})
+
+
 def fit_segment(
     panel: Panel,
     spec: ModelSpec,
@@ -128,10 +139,12 @@ def fit_segment(
     rows = TrainingRows.build(panel, spec, vocab, [*cutoffs(panel, spec, config), final])
     name = f"segment {segment}" if segment is not None else "global model"
     log.info(
-        "%s: %s training rows (%d series) built in %.1f s",
+        "%s: %s training rows (%d series, one origin every %d days over %d days) built in %.1f s",
         name,
         f"{len(rows.actual):,}",
         len(panel.series),
+        spec.origin_stride,
+        spec.train_days,
         time.perf_counter() - start,
     )
     backtest = run_backtest(panel, spec, vocab, config, truth, rows=rows)
@@ -315,7 +328,7 @@ def train(
 ) -> list[TrainedVersion]:
     """Train, backtest, log and register one model per segment. Returns the new versions."""
     granularity = granularity or settings.granularity
-    spec = spec or ModelSpec(horizon=settings.horizon)
+    spec = spec or default_spec(settings)
     config = config or BacktestConfig()
     say = progress or (log.info)
     # MLflow's store setup (migrations on a fresh local store) overlaps with the fits
