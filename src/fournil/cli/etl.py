@@ -38,13 +38,36 @@ def results_table(files: list[FileResult]) -> Table:
     return table
 
 
+def expected_rows(path: Path) -> int | None:
+    """About how many data rows a drop holds, for a progress bar: exact for Parquet, from the
+    first megabyte's lines for CSV; None when it cannot tell."""
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            head = fh.read(1 << 20)
+        lines = head.count(b"\n")
+        if not lines:
+            return None
+        return max(0, round(size / len(head) * lines) - 1)  # less the header
+    except OSError:
+        return None
+    except Exception:  # an unreadable Parquet footer: the load itself says why
+        return None
+
+
 @app.command("run")
 def run(
     source: Path = typer.Option(..., "--source", help="A drop file, or a folder of drops."),
     kind: str = typer.Option(None, help="stores, products or sales (default: from the name)."),
 ) -> None:
     """Validate and load drops; bad rows go to the quarantine, each with its reason."""
-    from rich.progress import Progress, SpinnerColumn, TimeElapsedColumn
+    import time
+
+    from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
     from fournil import pipeline
     from fournil.etl.contract import CONTRACTS
@@ -56,16 +79,29 @@ def run(
     settings = get_settings()
     engine = warehouse(settings)
     with Progress(
-        SpinnerColumn(),
         "[progress.description]{task.description}",
-        TimeElapsedColumn(),
+        BarColumn(),
+        TextColumn("{task.completed:>12,.0f} rows  {task.fields[rate]:>9} rows/s"),
+        TimeRemainingColumn(),
         console=console,
         transient=True,
     ) as progress:
-        task = progress.add_task("loading")
+        # file -> its bar, when it started, the rows expected
+        tasks: dict[Path, tuple[TaskID, float, int | None]] = {}
 
         def on_progress(path: Path, rows: int) -> None:
-            progress.update(task, description=f"{path.name}: {rows:,} rows read")
+            if path not in tasks:
+                expected = expected_rows(path)
+                bar = progress.add_task(path.name, total=expected, rate="-")
+                tasks[path] = (bar, time.perf_counter(), expected)
+            bar, started, expected = tasks[path]
+            rate = rows / max(time.perf_counter() - started, 1e-9)
+            progress.update(
+                bar,
+                completed=rows,
+                total=max(expected, rows) if expected is not None else None,
+                rate=f"{rate:,.0f}",
+            )
 
         try:
             result = pipeline.ingest(

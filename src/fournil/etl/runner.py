@@ -295,6 +295,8 @@ class _FileLoad:
 
     def run(self) -> None:
         ctx = _context(self.conn, self.settings)
+        if self.on_progress:
+            self.on_progress(self.path, 0)  # started: rates count from here
         chunks = iter_chunks(self.path, self.contract, self.settings.etl.chunk_rows)
         first = next(chunks, None)
         if first is None:
