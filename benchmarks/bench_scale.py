@@ -6,11 +6,16 @@ file is Parquet, as a chain's export would be at that size. Each stage runs as t
 command a user would type, in a process of its own, and is measured from its exit: wall time,
 CPU seconds (user + system, client side), peak RSS.
 
-Stages so far: the ETL's first load of the sales file, its re-delivery (the same file again:
-every row unchanged), and the baseline: `psql`'s `\\copy` of the same rows (as CSV) into a table
-like `sales` with the same indexes. Goals (issue 17): the ETL's throughput at least 0.5x the raw
-COPY's, its CPU per row at L within 1.3x of S (compare two runs' tables), peak RSS under 2 GB,
-a re-delivery at most 1.5x the first load.
+Stages: the ETL's first load of the sales file, its re-delivery (the same file again: every
+row unchanged), and the baseline, `psql`'s `\\copy` of the same rows (as CSV) into a table like
+`sales` with the same indexes; then `fournil model train` (with the generator's noise-free
+demand, so the backtest WAPE is also shown against the noise floor), `model promote`,
+`forecast`, the API from start to ready (its peak RSS read from /proc while it runs), and the
+monitor flow. `--stages etl` stops after the ETL. Goals (issue 17): the ETL's throughput at least
+0.5x the raw COPY's, its CPU per row at L within 1.3x of S (compare two runs' tables), peak RSS
+under 2 GB, a re-delivery at most 1.5x the first load; train at M within the worker's 2 GB, at L
+under 8 GiB and 3 h, WAPE / noise floor at most 1.10; forecast under 10 min; monitor under 4 GB;
+the API under 1.5 GB per worker and ready in under 60 s.
 
 Run with `make bench-scale SIZE=S|M|L` or `python -m benchmarks.bench_scale --size S`.
 """
@@ -78,6 +83,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="S")
     parser.add_argument("--keep", type=Path, help="keep the generated files in this folder")
+    parser.add_argument(
+        "--stages", choices=["etl", "all"], default="all", help="etl: stop after the ETL"
+    )
     args = parser.parse_args()
     stores, products, days = SIZES[args.size]
     fournil = [sys.executable, "-m", "fournil"]
@@ -151,14 +159,30 @@ def main() -> None:
             log,
         )
 
+        later: list[Measured] = []
+        quality = ""
+        if args.stages == "all":
+            truth = drop / "truth" / "expected_demand.parquet"
+            trained = measure(
+                "train", [*fournil, "model", "train", "--truth", str(truth)], env, rows, log
+            )
+            quality = _table_after(log, "registered (not promoted)")
+            later += [
+                trained,
+                measure("promote (gate)", [*fournil, "model", "promote"], env, 0, log),
+                measure("forecast", [*fournil, "forecast"], env, 0, log),
+                serve_until_ready(fournil, env, log),
+                measure("monitor flow", [*fournil, "flows", "run", "monitor"], env, 0, log),
+            ]
+
     table = Table(title=f"scale {args.size}: {stores} stores x {products} products x {days} days")
     for column in ("stage", "wall s", "CPU s", "peak RSS MB", "rows", "rows/s", "CPU us/row"):
         table.add_column(column, justify="left" if column == "stage" else "right")
-    for m in (gen, first, again, copy):
+    for m in (gen, first, again, copy, *later):
         table.add_row(
             m.stage,
             f"{m.wall:.1f}",
-            f"{m.cpu:.1f}",
+            f"{m.cpu:.1f}" if m.cpu == m.cpu else "-",  # NaN: not measured
             f"{m.peak_mb:,.0f}",
             f"{m.rows:,}" if m.rows else "-",
             f"{m.rows_per_s:,.0f}" if m.rows else "-",
@@ -169,6 +193,64 @@ def main() -> None:
     console.print(f"ETL first load vs raw COPY throughput: {ratio:.2f}x (goal >= 0.5x)")
     console.print(f"ETL re-delivery / first load: {again.wall / first.wall:.2f}x (goal <= 1.5x)")
     console.print(f"ETL peak RSS: {max(first.peak_mb, again.peak_mb):,.0f} MB (goal < 2048 MB)")
+    if quality:
+        console.print(quality)
+
+
+def _table_after(log: Path, title: str) -> str:
+    """The last table titled `title` in the log (a command's summary), down to its border."""
+    lines = log.read_text(errors="replace").splitlines()
+    starts = [i for i, line in enumerate(lines) if title in line]
+    if not starts:
+        return ""
+    end = next((i for i in range(starts[-1], len(lines)) if lines[i].startswith("└")), None)
+    return "\n".join(lines[starts[-1] : (end or starts[-1]) + 1])
+
+
+def serve_until_ready(fournil: list[str], env: dict[str, str], log: Path) -> Measured:
+    """`fournil api serve` from start to a 200 on /ready; its peak RSS (VmHWM) once ready."""
+    import httpx
+
+    port = _free_port()
+    console.print(f"[bold]API start to ready[/]: fournil api serve --port {port}")
+    start = time.perf_counter()
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [*fournil, "api", "serve", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise SystemExit(f"the API exited ({proc.returncode}); log: {log}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.perf_counter() - start > 600:
+                raise SystemExit(f"the API was not ready within 600 s; log: {log}")
+            time.sleep(0.2)
+        wall = time.perf_counter() - start
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        peak_kb = int(next(x for x in status.splitlines() if x.startswith("VmHWM")).split()[1])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    # CPU is read at a process's exit (wait4): the API is stopped, not exited, so none here
+    measured = Measured("API start to ready", wall, float("nan"), peak_kb / 1024, 0)
+    console.print(f"  ready in {wall:.1f} s, {measured.peak_mb:,.0f} MB peak")
+    return measured
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 if __name__ == "__main__":
