@@ -192,10 +192,8 @@ def _load_panel_copy(
     store = column("store_id", np.int64)
     product = column("product_id", np.int64)
     day = column("day", np.int64)
-    pair = (store << 32) | product
-    keys = np.unique(pair)  # sorted by (store_id, product_id)
-    code = np.searchsorted(keys, pair)
-    del pair, store, product
+    keys, code = np.unique((store << 32) | product, return_inverse=True)  # by store, product
+    del store, product
     epoch = dt.date(1970, 1, 1)
     first = start or epoch + dt.timedelta(days=int(day.min()))
     last = end or epoch + dt.timedelta(days=int(day.max()))
@@ -208,10 +206,8 @@ def _load_panel_copy(
     )
 
     def matrix(name: str) -> np.ndarray:
-        out = np.full((len(keys), n_days), np.nan, dtype=np.float32)
         values = table.column(name).to_numpy(zero_copy_only=False)  # nulls: NaN
-        out[code, day] = np.asarray(values, dtype=np.float32)
-        return out
+        return _scatter((len(keys), n_days), code, day, values)
 
     return Panel(
         series=series,
@@ -221,6 +217,15 @@ def _load_panel_copy(
         stock_out=matrix("stock"),
         price=matrix("price"),
     )
+
+
+def _scatter(
+    shape: tuple[int, int], series: np.ndarray, day: np.ndarray, values: np.ndarray
+) -> np.ndarray:
+    """A float32 (series x day) matrix holding `values` at their cells, NaN elsewhere."""
+    out = np.full(shape, np.nan, dtype=np.float32)
+    out[series, day] = np.asarray(values, dtype=np.float32)
+    return out
 
 
 def _series(
@@ -287,11 +292,8 @@ def panel_from_frame(
     day = np.fromiter(((d - first).days for d in days), dtype=np.int64, count=len(days))
 
     def matrix(values: pd.Series) -> np.ndarray:
-        out = np.full((len(keys), n_days), np.nan, dtype=np.float32)
-        out[code, day] = pd.to_numeric(values, errors="coerce").to_numpy(
-            np.float32, na_value=np.nan
-        )
-        return out
+        numbers = pd.to_numeric(values, errors="coerce").to_numpy(np.float32, na_value=np.nan)
+        return _scatter((len(keys), n_days), code, day, numbers)
 
     return Panel(
         series=series,

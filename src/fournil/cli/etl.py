@@ -53,9 +53,7 @@ def expected_rows(path: Path) -> int | None:
         if not lines:
             return None
         return max(0, round(size / len(head) * lines) - 1)  # less the header
-    except OSError:
-        return None
-    except Exception:  # an unreadable Parquet footer: the load itself says why
+    except Exception:  # unreadable or a bad Parquet footer: the load itself says why
         return None
 
 

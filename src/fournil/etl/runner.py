@@ -203,8 +203,7 @@ class _FileLoad:
         if self.spans is None:
             self.spans = self._series_spans(stage, ctx)
         series, first_day, last_day = self.spans
-        day = (codes >> 42) - (1 << 20)
-        mine = codes & ((1 << 42) - 1)
+        day, mine = self._split(codes)
         at = np.searchsorted(series, mine).clip(max=max(len(series) - 1, 0))
         is_new = np.ones(good.num_rows, bool)
         if len(series):
@@ -221,31 +220,35 @@ class _FileLoad:
         """The series already in `sales` (as the low bits of their key codes, sorted) and the
         first and last day number of each."""
         spans = stage.sales_series_spans()
-        store_rank = np.searchsorted(ctx.sorted_store_ids, spans[:, 0])
-        product_rank = np.searchsorted(ctx.sorted_product_ids, spans[:, 1])
         # series of stores or products no longer known can never match a valid row
-        known = (
-            ctx.sorted_store_ids[store_rank.clip(max=max(len(ctx.sorted_store_ids) - 1, 0))]
-            == spans[:, 0]
-        ) & (
-            ctx.sorted_product_ids[product_rank.clip(max=max(len(ctx.sorted_product_ids) - 1, 0))]
-            == spans[:, 1]
+        known = np.isin(spans[:, 0], ctx.sorted_store_ids) & np.isin(
+            spans[:, 1], ctx.sorted_product_ids
         )
-        series = self._code(np.zeros(len(spans), np.int64) - (1 << 20), store_rank, product_rank)
-        order = np.argsort(series[known])
-        return (
-            series[known][order],
-            spans[known, 2][order],
-            spans[known, 3][order],
+        spans = spans[known]
+        series = self._series_code(
+            np.searchsorted(ctx.sorted_store_ids, spans[:, 0]),
+            np.searchsorted(ctx.sorted_product_ids, spans[:, 1]),
         )
+        order = np.argsort(series)
+        return series[order], spans[order, 2], spans[order, 3]
+
+    # a sales key code: (day + 2**20) in the high bits, then the series (store and product rank)
+    _SERIES_BITS = 42
 
     @staticmethod
-    def _code(day: np.ndarray, store_rank: np.ndarray, product_rank: np.ndarray) -> np.ndarray:
-        return (
-            ((day.astype(np.int64) + (1 << 20)) << 42)
-            | (store_rank.astype(np.int64) << 21)
-            | product_rank.astype(np.int64)
+    def _series_code(store_rank: np.ndarray, product_rank: np.ndarray) -> np.ndarray:
+        return (store_rank.astype(np.int64) << 21) | product_rank.astype(np.int64)
+
+    @classmethod
+    def _code(cls, day: np.ndarray, store_rank: np.ndarray, product_rank: np.ndarray) -> np.ndarray:
+        return ((day.astype(np.int64) + (1 << 20)) << cls._SERIES_BITS) | cls._series_code(
+            store_rank, product_rank
         )
+
+    @classmethod
+    def _split(cls, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The day numbers and the series codes of sales key codes."""
+        return (codes >> cls._SERIES_BITS) - (1 << 20), codes & ((1 << cls._SERIES_BITS) - 1)
 
     def _codes(self, good: pa.Table, ctx: Context) -> np.ndarray:
         """One int64 per key: the id itself for masters; for sales, (day, store, product)
