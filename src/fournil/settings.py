@@ -77,6 +77,13 @@ class TrainSettings(_Group):
         ge=28,
         description="Days of history before a cut-off that training origins come from.",
     )
+    max_rows: int = Field(
+        4_000_000,
+        ge=10_000,
+        description="At most about this many training rows per segment: above it, a fixed "
+        "share of the (series, origin) pairs is kept (a hash of store, product and date). "
+        "Logged to MLflow as model.pair_fraction. ~120 bytes a row while the matrix is built.",
+    )
 
 
 class ApiSettings(_Group):

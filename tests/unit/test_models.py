@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 import numpy as np
@@ -9,16 +10,21 @@ import pandas as pd
 import pytest
 
 from fournil.data.generator import GeneratedData
-from fournil.features import PanelRequests, Vocabulary, from_panel
+from fournil.features import FEATURES, PanelRequests, Vocabulary, from_panel
 from fournil.models.backtest import (
     BacktestConfig,
+    Reference,
     TrainingRows,
     cut,
     cutoffs,
     fit_at,
+    fit_one_cutoff,
+    fit_rows,
+    kept_pairs,
+    pair_fraction,
     run_backtest,
 )
-from fournil.models.estimators import ModelSpec
+from fournil.models.estimators import ModelSpec, fit_linear
 from fournil.panel import Panel
 
 SPEC = ModelSpec(num_boost_round=60, train_days=240, origin_stride=3, horizon=7)
@@ -116,3 +122,89 @@ def test_a_slice_of_the_one_training_matrix_is_what_a_panel_cut_there_gives(
     np.testing.assert_array_equal(inputs.log_base, ref_inputs.log_base[keep])
     # and the slice stops at the cut-off even though the matrix goes on
     assert rows.target.max() == panel.n_days - 1 and (rows.target[rows.target <= early]).size
+
+
+def test_linear_fits_from_normal_equations_match_scikit_learns_ridge(panel: Panel) -> None:
+    from sklearn.linear_model import Ridge
+
+    from fournil.models.estimators import _linear_design
+
+    vocab = Vocabulary.fit(panel, "FR")
+    c = panel.n_days - 30
+    rows = TrainingRows.build(panel, SPEC, vocab, [c, panel.n_days - 1])
+    spec = SPEC.replace(kind="linear")
+    # two masks in one pass, in small chunks: each must equal its own Ridge fit
+    masks = [rows.mask(c, SPEC.train_days), rows.mask(panel.n_days - 1, SPEC.train_days)]
+    fitted = fit_linear(spec, vocab, rows, masks, chunk=7_001)
+    for model, mask in zip(fitted, masks, strict=True):
+        X = pd.DataFrame(rows.X[mask], columns=list(FEATURES))
+        y = rows.actual[mask].astype(np.float64)
+        z = np.log((y + 1.0) / (np.exp(rows.log_base[mask]) + 1.0))
+        ridge = Ridge(alpha=spec.ridge_alpha).fit(_linear_design(X), z)
+        np.testing.assert_allclose(model.linear_coef, ridge.coef_, rtol=1e-6, atol=1e-9)
+        assert model.linear_intercept == pytest.approx(ridge.intercept_, rel=1e-6, abs=1e-9)
+    assert not np.allclose(fitted[0].linear_coef, fitted[1].linear_coef)
+
+
+def test_a_fit_on_rows_built_for_its_cutoff_alone_equals_the_shared_matrix_fit(
+    panel: Panel,
+) -> None:
+    """What a distributed task fits (rows for one cut-off, shipped bins) is the model the
+    single-process path fits on a subset of the shared binned matrix, to the last bit."""
+    vocab = Vocabulary.fit(panel, "FR")
+    spec = SPEC.replace(pair_fraction=0.5)
+    specs = [spec, spec.replace(kind="linear")]
+    days = cutoffs(panel, spec, CONFIG)
+    shared = TrainingRows.build(panel, spec, vocab, [*days, panel.n_days - 1])
+    reference = Reference.of(shared, days[0], spec.train_days)
+    together = fit_rows(specs, vocab, shared, [*days, panel.n_days - 1], reference)
+    alone_reference = Reference.of(
+        TrainingRows.build(panel, spec, vocab, [days[0]]), days[0], spec.train_days
+    )
+    np.testing.assert_array_equal(alone_reference.X, reference.X)
+    req = PanelRequests.grid(np.arange(len(panel.series)), np.array([panel.n_days - 20]), 7)
+    inputs, _, _ = from_panel(panel, vocab, req)
+    for k, c in enumerate([days[-1], panel.n_days - 1]):
+        model, linear = fit_one_cutoff(panel, specs, vocab, c, alone_reference)
+        shared_model, shared_linear = together[[*days, panel.n_days - 1].index(c)]
+        np.testing.assert_array_equal(
+            model.predict_inputs(inputs), shared_model.predict_inputs(inputs)
+        )
+        np.testing.assert_allclose(
+            linear.predict_inputs(inputs), shared_linear.predict_inputs(inputs), rtol=1e-9
+        )
+        assert k == 0 or model.booster_text != together[0][0].booster_text
+
+
+def test_pair_sampling_keeps_its_share_of_pairs_the_same_whichever_fit_asks(
+    panel: Panel,
+) -> None:
+    vocab = Vocabulary.fit(panel, "FR")
+    days = cutoffs(panel, SPEC, CONFIG)
+    everything = [*days, panel.n_days - 1]
+    full = TrainingRows.build(panel, SPEC, vocab, everything)
+    fraction = pair_fraction(panel, SPEC, everything, max_rows=len(full) // 4)
+    assert 0.2 < fraction < 0.3
+    assert pair_fraction(panel, SPEC, everything, max_rows=10**9) == 1.0
+    sampled = TrainingRows.build(panel, SPEC.replace(pair_fraction=fraction), vocab, everything)
+    assert 0.8 * len(full) / 4 < len(sampled) < 1.2 * len(full) / 4
+    # every series and every horizon is still there
+    assert len(np.unique(sampled.origin)) == len(np.unique(full.origin))
+    # a fold's sampled rows do not depend on the other cut-offs of the build
+    alone = TrainingRows.build(panel, SPEC.replace(pair_fraction=fraction), vocab, [days[0]])
+    np.testing.assert_array_equal(alone.X, sampled.X[sampled.mask(days[0], SPEC.train_days)])
+    # nor on where the panel starts (the hash reads dates, not day indices)
+    later = cut(panel, panel.n_days - 1)
+    later = Panel(
+        series=later.series,
+        start=later.start + dt.timedelta(days=7),
+        units=later.units[:, 7:],
+        promo=later.promo[:, 7:],
+        stock_out=later.stock_out[:, 7:],
+        price=later.price[:, 7:],
+    )
+    rows = np.arange(len(panel.series))
+    origins = np.full(len(rows), 100)
+    np.testing.assert_array_equal(
+        kept_pairs(panel, rows, origins + 7, fraction), kept_pairs(later, rows, origins, fraction)
+    )

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import Ridge
 
 from fournil.features import CATEGORICAL, FEATURES, Inputs, Vocabulary, from_raw
 
@@ -37,6 +36,7 @@ class ModelSpec:
     num_threads: int = 2
     train_days: int = 730  # history used for fitting, before the cut-off
     origin_stride: int = 2  # one training origin every N days (all horizons each)
+    pair_fraction: float = 1.0  # share of (series, origin) pairs kept (a hash: see backtest)
     ridge_alpha: float = 1.0
     interval: float = 0.8  # central interval coverage
 
@@ -138,39 +138,115 @@ class Forecaster:
                 )
 
 
-def fit(spec: ModelSpec, vocab: Vocabulary, inputs: Inputs, actual: np.ndarray) -> Forecaster:
-    """Fit one model on rows with a known actual."""
-    ok = np.isfinite(actual)
-    X, y, offset = inputs.X[ok], actual[ok], inputs.log_base[ok]
-    model = Forecaster(spec=spec, vocab=vocab)
-    if spec.kind == "lightgbm":
-        params = {
-            "objective": "poisson",
-            "learning_rate": spec.learning_rate,
-            "num_leaves": spec.num_leaves,
-            "min_data_in_leaf": spec.min_data_in_leaf,
-            "feature_fraction": spec.feature_fraction,
-            "lambda_l2": spec.lambda_l2,
-            "seed": spec.seed,
-            "deterministic": True,
-            "force_row_wise": True,
-            "num_threads": spec.num_threads,
-            "verbosity": -1,
-        }
-        data = lgb.Dataset(
-            X,
-            label=y,
-            init_score=offset,
-            categorical_feature=list(CATEGORICAL),
-            feature_name=list(FEATURES),
-            free_raw_data=True,
-        )
-        booster = lgb.train(params, data, num_boost_round=spec.num_boost_round)
-        model.booster_text = booster.model_to_string()
-        model._booster = booster
-    elif spec.kind == "linear":
-        z = np.log((y + 1.0) / (np.exp(offset) + 1.0))
-        ridge = Ridge(alpha=spec.ridge_alpha).fit(_linear_design(X), z)
-        model.linear_coef = np.asarray(ridge.coef_, np.float64)
-        model.linear_intercept = float(ridge.intercept_)
+def lgb_params(spec: ModelSpec) -> dict[str, object]:
+    return {
+        "objective": "poisson",
+        "learning_rate": spec.learning_rate,
+        "num_leaves": spec.num_leaves,
+        "min_data_in_leaf": spec.min_data_in_leaf,
+        "feature_fraction": spec.feature_fraction,
+        "lambda_l2": spec.lambda_l2,
+        "seed": spec.seed,
+        "deterministic": True,
+        "force_row_wise": True,
+        "num_threads": spec.num_threads,
+        "verbosity": -1,
+    }
+
+
+def lgb_dataset(
+    spec: ModelSpec,
+    X: np.ndarray | pd.DataFrame,
+    y: np.ndarray,
+    offset: np.ndarray,
+    reference: lgb.Dataset | None = None,
+) -> lgb.Dataset:
+    """A LightGBM Dataset of float32 FEATURES (bins from `reference` if given); the raw
+    matrix is not kept once it is binned."""
+    values = X.to_numpy(np.float32) if isinstance(X, pd.DataFrame) else X
+    return lgb.Dataset(
+        values,
+        label=np.asarray(y, np.float32),
+        init_score=np.asarray(offset, np.float64),
+        categorical_feature=list(CATEGORICAL),
+        feature_name=list(FEATURES),
+        reference=reference,
+        params=lgb_params(spec),
+        free_raw_data=True,
+    )
+
+
+def fit_lightgbm(spec: ModelSpec, vocab: Vocabulary, data: lgb.Dataset) -> Forecaster:
+    booster = lgb.train(lgb_params(spec), data, num_boost_round=spec.num_boost_round)
+    model = Forecaster(spec=spec, vocab=vocab, booster_text=booster.model_to_string())
+    model._booster = booster
     return model
+
+
+class _Rows(Protocol):
+    X: np.ndarray
+    log_base: np.ndarray
+    actual: np.ndarray
+
+
+def fit_linear(
+    spec: ModelSpec,
+    vocab: Vocabulary,
+    rows: _Rows,
+    masks: list[np.ndarray],
+    chunk: int = 500_000,
+) -> list[Forecaster]:
+    """One ridge fit (the linear model on log((y + 1) / (base + 1))) per mask of `rows`, from
+    the normal equations accumulated chunk by chunk: the same solution as scikit-learn's
+    `Ridge` (intercept not penalised), without a copy of the design matrix."""
+    names = list(FEATURES)
+    width = 7 + len(_LINEAR_FEATURES) + 1
+    n = np.zeros(len(masks))
+    sum_d = np.zeros((len(masks), width))
+    sum_z = np.zeros(len(masks))
+    dtd = np.zeros((len(masks), width, width))
+    dtz = np.zeros((len(masks), width))
+    for a in range(0, len(rows.actual), chunk):
+        part = slice(a, a + chunk)
+        design = _linear_design(pd.DataFrame(rows.X[part], columns=names))
+        y = rows.actual[part].astype(np.float64)
+        z = np.log((y + 1.0) / (np.exp(rows.log_base[part]) + 1.0))
+        for k, mask in enumerate(masks):
+            m = mask[part]
+            d, zz = design[m], z[m]
+            n[k] += len(zz)
+            sum_d[k] += d.sum(axis=0)
+            sum_z[k] += zz.sum()
+            dtd[k] += d.T @ d
+            dtz[k] += d.T @ zz
+    out = []
+    for k in range(len(masks)):
+        if n[k] == 0:
+            raise ValueError("no training rows with a known actual")
+        mean_d, mean_z = sum_d[k] / n[k], sum_z[k] / n[k]
+        gram = dtd[k] - n[k] * np.outer(mean_d, mean_d) + spec.ridge_alpha * np.eye(width)
+        coef = np.linalg.solve(gram, dtz[k] - n[k] * mean_d * mean_z)
+        model = Forecaster(spec=spec, vocab=vocab)
+        model.linear_coef = coef
+        model.linear_intercept = float(mean_z - mean_d @ coef)
+        out.append(model)
+    return out
+
+
+@dataclass
+class _Frame:
+    X: np.ndarray
+    log_base: np.ndarray
+    actual: np.ndarray
+
+
+def fit(spec: ModelSpec, vocab: Vocabulary, inputs: Inputs, actual: np.ndarray) -> Forecaster:
+    """Fit one model on the rows with a known actual."""
+    ok = np.isfinite(actual)
+    X = inputs.X[ok].to_numpy(np.float32)
+    y, offset = actual[ok], inputs.log_base[ok]
+    if spec.kind == "lightgbm":
+        return fit_lightgbm(spec, vocab, lgb_dataset(spec, X, y, offset))
+    if spec.kind == "linear":
+        return fit_linear(spec, vocab, _Frame(X, offset, y), [np.ones(len(y), bool)])[0]
+    return Forecaster(spec=spec, vocab=vocab)

@@ -36,9 +36,13 @@ from fournil.models import plots
 from fournil.models.backtest import (
     Backtest,
     BacktestConfig,
+    FitRunner,
+    Reference,
     TrainingRows,
     cutoffs,
-    fit_at,
+    fit_backtest,
+    fit_rows,
+    pair_fraction,
     run_backtest,
 )
 from fournil.models.estimators import Forecaster, ModelSpec
@@ -131,27 +135,40 @@ def fit_segment(
     segment: str | None,
     config: BacktestConfig,
     truth: pd.DataFrame | None,
+    runner: FitRunner | None = None,
 ) -> SegmentFit:
     start = time.perf_counter()
     vocab = Vocabulary.fit(panel, settings.country)
     final = panel.n_days - 1
-    # one matrix of training rows for every backtest fold and the final fit
-    rows = TrainingRows.build(panel, spec, vocab, [*cutoffs(panel, spec, config), final])
-    name = f"segment {segment}" if segment is not None else "global model"
-    log.info(
-        "%s: %s training rows (%d series, one origin every %d days over %d days) built in %.1f s",
-        name,
-        f"{len(rows.actual):,}",
-        len(panel.series),
-        spec.origin_stride,
-        spec.train_days,
-        time.perf_counter() - start,
+    days = cutoffs(panel, spec, config)
+    spec = spec.replace(
+        pair_fraction=pair_fraction(panel, spec, [*days, final], settings.train.max_rows)
     )
-    backtest = run_backtest(panel, spec, vocab, config, truth, rows=rows)
-    started = time.perf_counter()
-    model, fallback = fit_at(panel, [spec, spec.replace(kind="linear")], vocab, final, rows)
-    log.info("%s: final fit in %.1f s", name, time.perf_counter() - started)
-    del rows
+    specs = [spec, spec.replace(kind="linear")]
+    name = f"segment {segment}" if segment is not None else "global model"
+    if runner is None:
+        # one matrix of training rows for every backtest fold and the final fit
+        rows = TrainingRows.build(panel, spec, vocab, [*days, final])
+        log.info(
+            "%s: %s training rows (%d series, one origin every %d days over %d days, "
+            "%.1f%% of the pairs) built in %.1f s, %.0f MB",
+            name,
+            f"{len(rows):,}",
+            len(panel.series),
+            spec.origin_stride,
+            spec.train_days,
+            100 * spec.pair_fraction,
+            time.perf_counter() - start,
+            rows.X.nbytes / 1e6,
+        )
+        fits = fit_rows(
+            specs, vocab, rows, [*days, final], Reference.of(rows, days[0], spec.train_days)
+        )
+        del rows
+    else:
+        fits = fit_backtest(panel, specs, vocab, [*days, final], runner=runner)
+    backtest = run_backtest(panel, spec, vocab, config, truth, at=days, fits=fits[:-1])
+    model, fallback = fits[-1]
     p = backtest.predictions
     model.calibrate(p["model"].to_numpy(), p["actual"].to_numpy(), p["horizon"].to_numpy())
     fallback.calibrate(p["linear"].to_numpy(), p["actual"].to_numpy(), p["horizon"].to_numpy())
@@ -309,7 +326,8 @@ def _train_rmse(fitted: SegmentFit, max_rows: int = 50_000) -> float:
         panel.n_days - 1 - fitted.model.spec.horizon,
         7,
     )
-    req = PanelRequests.grid(np.arange(len(panel.series)), origins, fitted.model.spec.horizon)
+    some = np.unique(np.linspace(0, len(panel.series) - 1, min(len(panel.series), 500)).astype(int))
+    req = PanelRequests.grid(some, origins, fitted.model.spec.horizon)
     inputs, actual, _ = from_panel(panel, fitted.vocab, req)
     yhat = fitted.model.predict_inputs(inputs)
     ok = np.isfinite(actual)
@@ -393,7 +411,10 @@ def _fit_all(
 ) -> list[SegmentFit]:
     say("reading the warehouse")
     panel = load_panel(engine, end=end)
-    truth = pd.read_parquet(truth_path) if truth_path else None
+    truth = None
+    if truth_path:  # only the days a backtest scores (the whole file is large at a chain's size)
+        first = panel.start + dt.timedelta(days=cutoffs(panel, spec, config)[0] + 1)
+        truth = pd.read_parquet(truth_path, filters=[("date", ">=", first)])
     parts = segments(panel, granularity)
     workers = max(1, min(len(parts), os.cpu_count() or 1))
     threads = max(1, (os.cpu_count() or 1) // workers)
