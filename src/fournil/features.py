@@ -334,6 +334,17 @@ class PanelRequests:
         return pair, self.series_rows[pair], horizon
 
 
+#: series per feature batch: features are built block by block so memory stays bounded
+#: whatever the chain's size, and a fixed size keeps the order of rows built for different
+#: cut-offs the same
+SERIES_BLOCK = 128
+
+
+def series_blocks(n_series: int) -> list[np.ndarray]:
+    """Series row indices in blocks of SERIES_BLOCK, in order."""
+    return [np.arange(a, min(a + SERIES_BLOCK, n_series)) for a in range(0, n_series, SERIES_BLOCK)]
+
+
 def _target_values(matrix: np.ndarray, rows: np.ndarray, days: np.ndarray) -> np.ndarray:
     inside = days < matrix.shape[1]
     out = np.full(len(rows), np.nan, dtype=np.float64)

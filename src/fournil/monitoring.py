@@ -19,7 +19,7 @@ from sqlalchemy import Engine, and_, delete, insert, select
 
 from fournil import registry
 from fournil.db.schema import drift_reports, forecast_accuracy, forecasts, sales
-from fournil.features import WINDOW, PanelRequests, Vocabulary, from_panel
+from fournil.features import WINDOW, PanelRequests, Vocabulary, from_panel, series_blocks
 from fournil.forecast import last_sales_date
 from fournil.models.estimators import Forecaster
 from fournil.panel import Panel, load_panel
@@ -197,9 +197,7 @@ def _feature_values(
 ) -> dict[str, np.ndarray]:
     """Key inputs and predictions for origins first..last (day indices), horizon 1; each
     series' prediction comes from its own champion."""
-    rows = np.arange(len(panel.series))
     origins = np.arange(first, last + 1) - 1  # the target (h=1) is the day itself
-    inputs, _, _ = from_panel(panel, vocab, PanelRequests.grid(rows, origins, 1))
     days = slice(first, last + 1)
     promo = panel.promo[:, days]
     values = {
@@ -207,19 +205,32 @@ def _feature_values(
         "price": np.where(promo == 1, np.nan, panel.price[:, days]).ravel(),
         "units": panel.units[:, days].ravel(),
         "promo": promo.ravel(),
-        "price_ratio": inputs.X["price_ratio"].to_numpy(np.float64),
-        "level7_ratio": inputs.X["level7_ratio"].to_numpy(np.float64),
-        "log_base": inputs.log_base,
     }
+    watched: dict[str, list[np.ndarray]] = {
+        name: [] for name in ("price_ratio", "level7_ratio", "log_base")
+    }
+    # series-major like the matrices above; block by block, so memory does not grow with the
+    # chain (a window of history per series and origin is 1.8 KB)
+    predictions = np.full((len(panel.series), len(origins)), np.nan)
+    owner = np.full(len(panel.series), -1)
+    for k, (_, positions) in enumerate(forecasters):
+        owner[positions] = k
+    for block in series_blocks(len(panel.series)):
+        inputs, _, _ = from_panel(panel, vocab, PanelRequests.grid(block, origins, 1))
+        for name in ("price_ratio", "level7_ratio"):
+            watched[name].append(inputs.X[name].to_numpy(np.float64))
+        watched["log_base"].append(inputs.log_base)
+        for k, (forecaster, _) in enumerate(forecasters):
+            mine = block[owner[block] == k]
+            if len(mine):
+                features, _, _ = from_panel(
+                    panel, forecaster.vocab, PanelRequests.grid(mine, origins, 1)
+                )
+                predictions[mine] = forecaster.predict_inputs(features).reshape(
+                    len(mine), len(origins)
+                )
+    values.update({name: np.concatenate(parts) for name, parts in watched.items()})
     if forecasters:
-        predictions = np.full((len(rows), len(origins)), np.nan)  # series-major, like the grid
-        for forecaster, positions in forecasters:
-            mine, _, _ = from_panel(
-                panel, forecaster.vocab, PanelRequests.grid(rows[positions], origins, 1)
-            )
-            predictions[positions] = forecaster.predict_inputs(mine).reshape(
-                len(positions), len(origins)
-            )
         values["prediction"] = predictions.ravel()
     return values
 

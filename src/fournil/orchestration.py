@@ -105,12 +105,8 @@ def task_runner(settings: Settings) -> Any:
 
         return ThreadPoolTaskRunner(max_workers=4)
     if settings.task_runner == "dask":
-        try:
-            from prefect_dask import DaskTaskRunner
-        except ImportError as exc:
-            raise RuntimeError(
-                "FOURNIL_TASK_RUNNER=dask needs prefect-dask: uv sync --extra dask"
-            ) from exc
+        from prefect_dask import DaskTaskRunner
+
         address = settings.task_runner_address
         return DaskTaskRunner(address=address) if address else DaskTaskRunner()
     try:

@@ -21,7 +21,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from fournil.features import FEATURES, WINDOW, Inputs, PanelRequests, Vocabulary, from_panel
+from fournil.features import (
+    FEATURES,
+    WINDOW,
+    Inputs,
+    PanelRequests,
+    Vocabulary,
+    from_panel,
+    series_blocks,
+)
 from fournil.models.estimators import (
     Forecaster,
     ModelSpec,
@@ -44,9 +52,6 @@ class BacktestConfig:
     test_days: int = 7  # origins per fold
 
 
-#: series per feature batch: rows are built block by block, so memory stays bounded, and a
-#: fixed block size keeps the row order the same whichever cut-offs a build covers
-SERIES_BLOCK = 128
 #: rows the shared bin boundaries are found on (LightGBM's own sample size)
 REFERENCE_ROWS = 200_000
 
@@ -109,10 +114,6 @@ def _take(inputs: Inputs, keep: np.ndarray) -> Inputs:
         log_base=inputs.log_base[keep],
         naive=inputs.naive[keep],
     )
-
-
-def series_blocks(n_series: int) -> list[np.ndarray]:
-    return [np.arange(a, min(a + SERIES_BLOCK, n_series)) for a in range(0, n_series, SERIES_BLOCK)]
 
 
 @dataclass

@@ -31,6 +31,7 @@ from sqlalchemy import Engine
 
 import fournil
 from fournil import registry
+from fournil.cluster import fit_runner
 from fournil.features import PanelRequests, Vocabulary, from_panel, raw_frame
 from fournil.models import plots
 from fournil.models.backtest import (
@@ -424,16 +425,18 @@ def _fit_all(
         f"({len(panel.series)} series, {panel.start}..{panel.end})"
     )
 
-    def fit_part(part: tuple[str | None, np.ndarray]) -> SegmentFit:
-        segment, rows = part
-        data = panel.subset(rows) if segment is not None else panel
-        return fit_segment(data, seg_spec, settings, segment, config, truth)
+    with fit_runner(settings) as runner:
 
-    if workers == 1:
-        fits = [fit_part(part) for part in parts]
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:  # LightGBM releases the GIL
-            fits = list(pool.map(fit_part, parts))
+        def fit_part(part: tuple[str | None, np.ndarray]) -> SegmentFit:
+            segment, rows = part
+            data = panel.subset(rows) if segment is not None else panel
+            return fit_segment(data, seg_spec, settings, segment, config, truth, runner)
+
+        if workers == 1:
+            fits = [fit_part(part) for part in parts]
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:  # LightGBM releases the GIL
+                fits = list(pool.map(fit_part, parts))
     if granularity != "global":
         say("backtesting one global model on the same cut-offs, for comparison")
         compare_with_global(panel, spec, settings, config, fits)
