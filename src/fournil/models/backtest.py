@@ -224,7 +224,8 @@ def fit_rows(
 ) -> list[list[Forecaster]]:
     """For each cut-off, each spec fitted on the rows known there: LightGBM on subsets of one
     binned Dataset (bins from `reference`), linear models from normal equations accumulated
-    over the rows (no copy of the matrix either way)."""
+    over the rows (no copy of the matrix either way). With a LightGBM spec, `rows.X` is
+    consumed: emptied once it is binned."""
     train_days = specs[0].train_days
     masks = [rows.mask(c, train_days) for c in cutoffs]
     out: list[list[Forecaster | None]] = [[None] * len(specs) for _ in cutoffs]
@@ -238,6 +239,9 @@ def fit_rows(
         ref = lgb_dataset(specs[boosted[0]], reference.X, reference.actual, reference.log_base)
         full = lgb_dataset(specs[boosted[0]], rows.X, rows.actual, rows.log_base, ref)
         full.construct()
+        # binned now, and the linear fits are done: the float32 matrix (the largest thing a
+        # training run holds) is let go here rather than after every fit
+        rows.X = np.empty((0, len(FEATURES)), np.float32)
         for k, keep in enumerate(masks):
             started = time.perf_counter()
             part = full.subset(np.flatnonzero(keep).tolist())
