@@ -1,10 +1,14 @@
-"""Training past one VM: the fits of a training run as tasks on a real Dask cluster (a local
-one of two worker processes, reached by its address as an existing cluster would be), giving
-the same models as the single-process path; then a whole `train` on PostgreSQL through it."""
+"""Past one VM: the fits of a training run as tasks on a real Dask cluster (a local one of two
+worker processes, reached by its address as an existing cluster would be), giving the same
+models as the single-process path; a whole `train` on PostgreSQL through it; and the flows on a
+scheduler and workers started from the command line."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,6 +24,16 @@ from fournil.models.backtest import BacktestConfig
 from fournil.models.estimators import ModelSpec
 from fournil.models.training import fit_segment, train
 from fournil.settings import get_settings, reset_settings_cache
+from tests.integration.helpers import free_port
+from tests.integration.test_flows import (  # noqa: F401 - fixtures
+    CLI,
+    FORECAST_DATE,
+    _env,
+    _landing,
+    _runs,
+    flow_drop,
+    prefect_home,
+)
 from tests.unit.conftest import panel_of
 
 SPEC = ModelSpec(num_boost_round=40, train_days=150, origin_stride=1, horizon=7)
@@ -75,3 +89,73 @@ def test_train_with_the_dask_setting_registers_the_same_model_quality(
     assert distributed.version != single.version
     assert distributed.wape == single.wape and distributed.wape_linear == single.wape_linear
     engine.dispose()
+
+
+def test_flows_send_their_tasks_and_training_fits_to_a_dask_cluster(
+    pg_url: str,
+    flow_drop: GeneratedData,  # noqa: F811 - the fixture
+    prefect_home: Path,  # noqa: F811 - the fixture
+    tmp_path: Path,
+) -> None:
+    """As on several VMs: a `dask scheduler` and `dask worker` processes started from the
+    command line with the deployment's environment, and the flows run with the dask setting."""
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = _env(
+        pg_url,
+        tmp_path / "home",
+        _landing(tmp_path, flow_drop),
+        prefect_home,
+        FOURNIL_TASK_RUNNER="dask",
+        FOURNIL_TASK_RUNNER_ADDRESS=address,
+    )
+    dask = str(Path(sys.executable).parent / "dask")
+    log = (tmp_path / "dask.log").open("w")
+    scheduler = subprocess.Popen(
+        [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    workers = subprocess.Popen(
+        [dask, "worker", address, "--nworkers", "2", "--nthreads", "1", "--no-dashboard"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        with Client(address, timeout="60s") as client:
+            client.wait_for_workers(2, timeout=120)
+            done = subprocess.run(
+                [
+                    *CLI,
+                    "flows",
+                    "run",
+                    "etl",
+                    "train",
+                    "forecast",
+                    "monitor",
+                    "--date",
+                    str(FORECAST_DATE),
+                ],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=900,
+                check=False,
+            )
+            assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+            assert done.stdout.count(": Completed") == 4
+            prefixes = client.run_on_scheduler(
+                lambda dask_scheduler: sorted(dask_scheduler.task_prefixes)
+            )
+    finally:
+        for proc in (workers, scheduler):
+            proc.terminate()
+            proc.wait(timeout=60)
+        log.close()
+    assert "fit_one_cutoff" in prefixes  # training's fits
+    assert {"accuracy", "drift", "health"} <= set(prefixes), prefixes  # the monitor's tasks
+    runs = _runs(pg_url)
+    assert runs["train"][0]["status"] == "success"
+    assert runs["monitor"][0]["status"] == "success"
