@@ -60,7 +60,7 @@ bench: install ## Benchmarks with ratios against named baselines (PostgreSQL)
 SIZE ?= S
 .PHONY: bench-scale
 bench-scale: install ## The pipeline's stages at a chain's size: SIZE=S|M|L (PostgreSQL; L takes hours)
-	$(RUN) python -m benchmarks.bench_scale --size $(SIZE)
+	$(RUN) python -m benchmarks.bench_scale --size $(SIZE) $(BENCH_ARGS)
 
 .PHONY: db-upgrade
 db-upgrade: install ## Create or migrate the warehouse that DATABASE_URL names
