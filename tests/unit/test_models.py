@@ -208,3 +208,22 @@ def test_pair_sampling_keeps_its_share_of_pairs_the_same_whichever_fit_asks(
     np.testing.assert_array_equal(
         kept_pairs(panel, rows, origins + 7, fraction), kept_pairs(later, rows, origins, fraction)
     )
+
+
+def test_the_global_comparison_of_segment_training_keeps_to_the_row_cap(
+    panel: Panel, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fournil.models.training import compare_with_global
+    from fournil.settings import get_settings, reset_settings_cache
+
+    monkeypatch.setenv("FOURNIL_TRAIN_MAX_ROWS", "10000")
+    reset_settings_cache()
+    with caplog.at_level(logging.INFO, logger="fournil.train"):
+        compare_with_global(panel, SPEC, get_settings(), CONFIG, [])
+    fitted = [int(m.split(": ")[1].split(" rows")[0].replace(",", "")) for m in caplog.messages
+              if m.startswith("fit ")]  # fmt: skip
+    assert len(fitted) == CONFIG.folds
+    full = TrainingRows.build(
+        panel, SPEC, Vocabulary.fit(panel, "FR"), cutoffs(panel, SPEC, CONFIG)
+    )
+    assert len(full) > 15_000 and max(fitted) <= 10_000 * 1.2

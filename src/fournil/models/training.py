@@ -452,7 +452,12 @@ def compare_with_global(
 ) -> None:
     """Score a global model on each segment's backtest rows (the evidence for granularity)."""
     vocab = Vocabulary.fit(panel, settings.country)
-    overall = run_backtest(panel, spec, vocab, config, with_baselines=False).predictions
+    days = cutoffs(panel, spec, config)
+    spec = spec.replace(pair_fraction=pair_fraction(panel, spec, days, settings.train.max_rows))
+    with fit_runner(settings) as runner:
+        overall = run_backtest(
+            panel, spec, vocab, config, with_baselines=False, at=days, runner=runner
+        ).predictions
     keys = ["fold", "store_id", "product_id", "horizon", "target_day"]
     for fitted in fits:
         mine = fitted.backtest.predictions[[*keys, "actual"]]
