@@ -182,3 +182,20 @@ def test_generated_bad_rows_all_reach_the_quarantine(warehouse: Engine, tmp_path
     assert sales_result.rows_read == drop.rows
     assert sales_result.rows_rejected == drop.bad_rows
     assert counts(warehouse)["sales"] == drop.rows - drop.bad_rows
+
+
+def test_a_file_whose_every_row_is_rejected_fails_and_keeps_them_all(
+    loaded: Engine, tmp_path: Path
+) -> None:
+    body = f"{SALES_HEADER}\n2026-05-02,999,1,3,1.2,0,0\n2026-05-03,1,1,-4,1.2,0,0\n"
+    path = write(tmp_path / "sales_all_bad.csv", body)
+    result = run_etl(path, loaded, get_settings())
+    (file,) = result.files
+    assert not result.ok and file.status == "failed"
+    assert file.error and file.error.startswith("every row was rejected (2)")
+    row = run_row(loaded, file.run_id)
+    assert row["status"] == "failed" and row["rows_rejected"] == 2 == row["rows_read"]
+    # nothing lost: both rows are in the quarantine with their reasons
+    assert [line for line, _ in reasons(loaded, file.run_id)] == [2, 3]
+    assert counts(loaded)["sales"] == 0
+    assert_reconciles(loaded, file)

@@ -404,6 +404,15 @@ def load_file(
         with engine.begin() as conn:
             _FileLoad(conn, path, CONTRACTS[kind], result, settings, on_progress).run()
         result.status = "success"
+        if result.rows_read and result.rows_rejected == result.rows_read:
+            # committed: every row is in the quarantine with its reason, but nothing loaded
+            result.status = "failed"
+            result.error = (
+                f"every row was rejected ({result.rows_rejected:,}); nothing was loaded: "
+                f"the quarantine holds each with its reason (ETL run {run_id})"
+            )
+            _finish(engine, result)
+            return result
     except BadFileError as exc:
         result.status, result.error = "failed", str(exc)
     except Exception as exc:  # a database or unexpected error: still one line, still logged
