@@ -141,9 +141,11 @@ def test_linear_fits_from_normal_equations_match_scikit_learns_ridge(panel: Pane
         y = rows.actual[mask].astype(np.float64)
         z = np.log((y + 1.0) / (np.exp(rows.log_base[mask]) + 1.0))
         ridge = Ridge(alpha=spec.ridge_alpha).fit(_linear_design(X), z)
+        assert model.linear_coef is not None
         np.testing.assert_allclose(model.linear_coef, ridge.coef_, rtol=1e-6, atol=1e-9)
         assert model.linear_intercept == pytest.approx(ridge.intercept_, rel=1e-6, abs=1e-9)
-    assert not np.allclose(fitted[0].linear_coef, fitted[1].linear_coef)
+    first, second = fitted[0].linear_coef, fitted[1].linear_coef
+    assert first is not None and second is not None and not np.allclose(first, second)
 
 
 def test_a_fit_on_rows_built_for_its_cutoff_alone_equals_the_shared_matrix_fit(
