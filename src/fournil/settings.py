@@ -52,6 +52,13 @@ class GateSettings(_Group):
         200.0,
         description="Limit on the median single-row prediction latency of a loaded model.",
     )
+    max_latency_ratio: float = Field(
+        10.0,
+        gt=0.0,
+        description="Over max_latency_ms, a model still passes within this many times the "
+        "latency of a reference (seasonal naive from the same inputs) timed in the same loop: "
+        "a busy machine slows both, a slow model only itself.",
+    )
     tolerance: float = Field(
         0.0,
         ge=0.0,

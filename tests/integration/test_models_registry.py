@@ -207,7 +207,9 @@ def test_train_promote_refuse_rollback_and_forecast(
     assert actions == ["promoted", "refused", "refused", "promoted", "rollback"]
 
     # size and latency limits: the same good version is refused when it exceeds them
-    limits = settings.gate.model_copy(update={"max_model_mb": 0.01, "max_latency_ms": 0.001})
+    limits = settings.gate.model_copy(
+        update={"max_model_mb": 0.01, "max_latency_ms": 0.001, "max_latency_ratio": 0.01}
+    )
     strict = settings.model_copy(update={"gate": limits})
     limited = promote(loaded, name, v4, strict, CONFIG)
     assert not limited.promoted

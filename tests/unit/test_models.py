@@ -229,3 +229,17 @@ def test_the_global_comparison_of_segment_training_keeps_to_the_row_cap(
         panel, SPEC, Vocabulary.fit(panel, "FR"), cutoffs(panel, SPEC, CONFIG)
     )
     assert len(full) > 15_000 and max(fitted) <= 10_000 * 1.2
+
+
+def test_the_latency_check_holds_on_a_busy_machine_and_refuses_a_slow_model() -> None:
+    from fournil.models.gate import latency_check
+    from fournil.settings import GateSettings
+
+    limits = GateSettings(max_latency_ms=200, max_latency_ratio=10)
+    assert latency_check(25.0, 10.0, limits)[0]  # idle machine, quick model
+    # a busy machine: 3x over the limit, but the reference timed alongside slowed as much
+    ok, text = latency_check(600.0, 200.0, limits)
+    assert ok and "3.0x the reference" in text
+    # a slow model on an idle machine: over the limit and 60x the reference
+    assert not latency_check(600.0, 10.0, limits)[0]
+    assert not latency_check(600.0, 0.0, limits)[0]  # a reference too quick to time
