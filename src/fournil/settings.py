@@ -162,10 +162,17 @@ class EtlSettings(_Group):
         ge=1,
         description="Largest plausible units_sold for one store, product and day.",
     )
-    max_price: float = Field(
-        1_000.0,
+    max_price_ratio: float = Field(
+        20.0,
+        gt=1,
+        description="A sale's price more than this many times above or below its product's "
+        "base price (products.csv) is quarantined as implausible.",
+    )
+    max_price: float | None = Field(
+        None,
         gt=0,
-        description="Largest plausible unit price.",
+        description="An absolute cap on unit prices on top of the ratio (none by default: "
+        "prices are judged against each product's own base price).",
     )
 
 

@@ -57,6 +57,12 @@ ROW_CASES = [
         1,
     ),
     (
+        "price_far_from_its_products_base_price",  # euros typed as cents
+        f"{SALES_HEADER}\n{GOOD}\n2026-05-02,1,1,3,120,0,0\n",
+        {3: "price: 120 is implausible for product 1"},
+        1,
+    ),
+    (
         "unknown_store",
         f"{SALES_HEADER}\n{GOOD}\n2026-05-02,999,1,3,1.2,0,0\n",
         {3: "store_id: 999 is not a known store"},

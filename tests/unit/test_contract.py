@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -140,3 +141,30 @@ def test_check_csv_reports_missing_columns_and_bom(tmp_path: Path) -> None:
     path.write_text("date,store_id\n2026-01-01,1\n")
     with pytest.raises(BadFileError, match=r"missing required column\(s\) product_id"):
         check_csv(path, SALES)
+
+
+def test_prices_are_judged_against_their_own_products_base_price() -> None:
+    ctx = Context(
+        today=CTX.today,
+        known_stores=CTX.known_stores,
+        known_products=CTX.known_products,
+        base_prices={1: 1.2, 2: 4500.0},  # a croissant, and a wedding cake in yen
+    )
+    rows = sales_rows(
+        product_id=["1", "1", "1", "2", "2"],
+        price=["1.35", "120", "0.05", "4800", "45"],
+        date=["2026-05-01", "2026-05-02", "2026-05-03", "2026-05-01", "2026-05-02"],
+    )
+    checked = validate(rows, SALES, ctx)
+    # the cake's 4,800 loads although a global cap of 1,000 would have refused it
+    assert checked.good.column("price").to_pylist() == [1.35, 4800.0]
+    assert checked.bad_positions.tolist() == [1, 2, 4]
+    assert checked.bad_reasons[0] == (
+        "price: 120 is implausible for product 1 (100x its base price 1.2; limit 20x either way)"
+    )
+    assert "0.0417x its base price 1.2" in checked.bad_reasons[1]
+    assert "product 2 (0.01x its base price 4500" in checked.bad_reasons[2]
+    # an absolute cap still applies when one is set
+    capped = dataclasses.replace(ctx, max_price=1000.0)
+    assert validate(rows, SALES, capped).bad_reasons[2].startswith("price: 4800")
+    assert "is implausibly large (> 1000)" in validate(rows, SALES, capped).bad_reasons[2]

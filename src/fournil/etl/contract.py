@@ -137,7 +137,11 @@ class Context:
     known_stores: Mapping[int, dt.date] = field(default_factory=dict)  # id -> opened_on
     known_products: frozenset[int] = frozenset()
     max_units: int = 100_000
-    max_price: float = 1_000.0
+    #: each product's regular price (products.csv's base_price): a price more than
+    #: `max_price_ratio` times above or below it is implausible for that product
+    base_prices: Mapping[int, float] = field(default_factory=dict)
+    max_price_ratio: float = 20.0
+    max_price: float | None = None  # an absolute cap on top, if set
 
     @functools.cached_property
     def sorted_store_ids(self) -> np.ndarray:
@@ -244,10 +248,11 @@ def _schema(contract: Contract, ctx: Context) -> pa.DataFrameSchema:
             pa.Check.ge(0, error="is negative"),
             pa.Check.le(ctx.max_units, error=f"is implausibly large (> {ctx.max_units})"),
         ]
-        columns["price"].checks = [
-            pa.Check.gt(0, error="must be positive"),
-            pa.Check.le(ctx.max_price, error=f"is implausibly large (> {ctx.max_price:g})"),
-        ]
+        columns["price"].checks = [pa.Check.gt(0, error="must be positive")]
+        if ctx.max_price is not None:
+            columns["price"].checks.append(
+                pa.Check.le(ctx.max_price, error=f"is implausibly large (> {ctx.max_price:g})")
+            )
     elif contract.kind == "stores":
         columns["store_id"].checks = [positive_id]
         columns["size_m2"].checks = [pa.Check.gt(0, error="must be positive")]
@@ -316,6 +321,9 @@ def validate(raw: pa_arrow.Table, contract: Contract, ctx: Context) -> Validated
                 _describe_failure(str(column), str(check), case, contract)
             )
 
+    if contract.kind == "sales" and ctx.base_prices and len(checked):
+        _check_price_ratio(checked, ctx, problems)
+
     bad_positions = np.array(sorted(problems), dtype=np.int64)
     keep = np.ones(n, bool)
     keep[bad_positions] = False
@@ -340,6 +348,33 @@ def validate(raw: pa_arrow.Table, contract: Contract, ctx: Context) -> Validated
         bad_reasons=["; ".join(problems[int(p)]) for p in bad_positions],
         warnings=warnings,
     )
+
+
+def _check_price_ratio(checked: pd.DataFrame, ctx: Context, problems: dict[int, list[str]]) -> None:
+    """Prices far from their product's own base price (either way): a typo in cents, or a
+    price of another product. Relative, so a chain selling in yen passes as one in euros."""
+    ids = np.fromiter(ctx.base_prices, dtype=np.int64, count=len(ctx.base_prices))
+    bases = np.fromiter(ctx.base_prices.values(), dtype=np.float64, count=len(ids))
+    order = np.argsort(ids)
+    product = checked["product_id"].to_numpy(np.float64, na_value=np.nan)
+    price = checked["price"].to_numpy(np.float64, na_value=np.nan)
+    known = np.isfinite(product) & np.isfinite(price) & (price > 0)
+    where = np.searchsorted(ids, np.where(known, product, 0).astype(np.int64), sorter=order)
+    where = order[np.clip(where, 0, len(ids) - 1)]
+    known &= ids[where] == np.where(known, product, -1)
+    base = np.where(known, bases[where], np.nan)
+    with np.errstate(all="ignore"):
+        ratio = price / base
+    limit = ctx.max_price_ratio
+    off = known & ((ratio > limit) | (ratio < 1 / limit))
+    rows = checked.index.to_numpy(np.int64)
+    for position in np.flatnonzero(off):
+        row = int(rows[position])
+        problems.setdefault(row, []).append(
+            f"price: {price[position]:g} is implausible for product {int(product[position])} "
+            f"({ratio[position]:.3g}x its base price {base[position]:g}; "
+            f"limit {limit:g}x either way)"
+        )
 
 
 def kind_of(name: str) -> Kind | None:

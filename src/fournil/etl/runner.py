@@ -109,6 +109,10 @@ def _context(conn: Connection, settings: Settings) -> Context:
         known_stores=known,
         known_products=frozenset(conn.execute(select(products.c.product_id)).scalars()),
         max_units=settings.etl.max_units,
+        base_prices=dict(
+            conn.execute(select(products.c.product_id, products.c.base_price)).tuples().all()
+        ),
+        max_price_ratio=settings.etl.max_price_ratio,
         max_price=settings.etl.max_price,
     )
 
