@@ -2,12 +2,17 @@
 
 At a cut-off `c` the models are fitted on targets up to `c` only, then forecast from origins
 c, c+1, ..., c+test_days-1 at every horizon. The training rows (series x origin x horizon) and
-their features are built once, columnar (`TrainingRows`), for every cut-off and the final fit:
-a row's features read the history up to its origin and the plan of its target day, so the rows
-with a target on or before `c` are exactly what a panel cut at `c` gives; each fit is a slice.
-The test rows of every fold are built in one pass too. Actuals on stock-out days are
-censored and left out of the scores, as are unknown days. If the data came from the generator,
-its expected (noise-free) demand gives the noise floor on the same rows.
+their features are built once (`TrainingRows`), series block by series block into one float32
+matrix, for every cut-off and the final fit: a row's features read the history up to its
+origin and the plan of its target day, so the rows with a target on or before `c` are exactly
+what a panel cut at `c` gives; each fit takes the rows known at its cut-off. LightGBM bins them
+once, on bins from rows known at the first cut-off (`Reference`), and fits on subsets; the
+linear model is solved from normal equations over the same matrix. Above a row cap, a hashed
+share of the (series, origin) pairs is kept (`kept_pairs`). A fit can also run elsewhere (a
+`FitRunner`, e.g. a Dask task: `fit_one_cutoff`) and gives the same model. The test rows are
+scored block by block. Actuals on stock-out days are censored and left out of the scores, as
+are unknown days. If the data came from the generator, its expected (noise-free) demand gives
+the noise floor on the same rows.
 """
 
 from __future__ import annotations
@@ -387,10 +392,10 @@ def fit_backtest(
     or through `runner` (e.g. Dask tasks, one per cut-off) on the same rows and bins."""
     spec = specs[0]
     if runner is not None:
+        # the bins come from the first cut-off's rows, built here once and sent to every fit
         reference = Reference.of(
             TrainingRows.build(panel, spec, vocab, [days[0]]), days[0], spec.train_days
         )
-        del rows
         return runner(panel, specs, vocab, days, reference)
     rows = rows or TrainingRows.build(panel, spec, vocab, days)
     return fit_rows(specs, vocab, rows, days, Reference.of(rows, days[0], spec.train_days))
