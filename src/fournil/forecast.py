@@ -20,7 +20,7 @@ from sqlalchemy import Engine, delete, func, insert, select
 from fournil import registry
 from fournil.db.schema import forecasts, sales
 from fournil.features import WINDOW, PanelRequests, raw_frame
-from fournil.panel import load_panel
+from fournil.panel import fill_absent, load_panel
 from fournil.settings import Settings
 
 log = logging.getLogger("fournil.forecast")
@@ -56,7 +56,9 @@ def run_forecast(
         raise ForecastError("the warehouse has no sales: run `fournil etl run` first")
     client = registry.configure(settings)
     panel = load_panel(engine, start=origin - dt.timedelta(days=WINDOW - 1), end=origin)
-    recent = np.isfinite(panel.units[:, -ACTIVE_DAYS:]).any(axis=1)
+    recent = np.isfinite(panel.units[:, -ACTIVE_DAYS:]).any(axis=1)  # rows, not filled days
+    if settings.absent_days == "zero":
+        fill_absent(panel)
     rows = np.flatnonzero(recent)
     if len(rows) == 0:
         raise ForecastError(

@@ -253,7 +253,7 @@ def drift_report(
     champions = registry.routing(client, settings)
     win = _windows(client, champions, evaluated_on, current_days, reference_days)
     start = win.reference_start - dt.timedelta(days=WINDOW)
-    panel = load_panel(engine, start=start, end=evaluated_on)
+    panel = load_panel(engine, start=start, end=evaluated_on, absent_days=settings.absent_days)
     forecasters = _forecasters(champions, panel)
     # the inputs watched: with the champion's vocabulary when one model serves every series
     one = len(forecasters) == 1 and len(forecasters[0][1]) == len(panel.series)

@@ -30,6 +30,8 @@ class Panel:
     stock_out: np.ndarray  # 1, 0, or NaN (not reported / missing day)
     price: np.ndarray
     siblings_on_promo: np.ndarray = field(init=False)
+    #: days without a row taken as zero sales when loaded (settings.absent_days = "zero")
+    filled_days: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:
         self.siblings_on_promo = siblings_on_promo(self.series, self.promo)
@@ -115,11 +117,35 @@ def load_panel(
     start: dt.date | None = None,
     end: dt.date | None = None,
     store_ids: list[int] | None = None,
+    absent_days: str | None = None,
 ) -> Panel:
-    """Read sales between `start` and `end` (inclusive; default: all) into a dense panel."""
+    """Read sales between `start` and `end` (inclusive; default: all) into a dense panel.
+    With `absent_days="zero"` (settings.absent_days), a day without a row from a series'
+    first recorded day on is a day without sales (`fill_absent`)."""
     if engine.dialect.name == "postgresql":
-        return _load_panel_copy(engine, start, end, store_ids)
-    return _load_panel_rows(engine, start, end, store_ids)
+        panel = _load_panel_copy(engine, start, end, store_ids)
+    else:
+        panel = _load_panel_rows(engine, start, end, store_ids)
+    if absent_days == "zero":
+        fill_absent(panel)
+    return panel
+
+
+def absent(units: np.ndarray) -> np.ndarray:
+    """Days without a row from each series' first recorded day to the panel's last day."""
+    recorded = np.isfinite(units)
+    first = np.where(recorded.any(axis=1), recorded.argmax(axis=1), units.shape[1])
+    return (np.arange(units.shape[1])[None, :] >= first[:, None]) & ~recorded
+
+
+def fill_absent(panel: Panel) -> int:
+    """Take absent days (`absent`) as zero sales, in place: units 0; price, promo and stock-out
+    stay unknown. In a window (the API's, a forecast's), a series' life starts at its first
+    row in the window. Returns how many days were filled."""
+    mask = absent(panel.units)
+    panel.units[mask] = 0.0
+    panel.filled_days += int(mask.sum())
+    return int(mask.sum())
 
 
 #: Bytes of COPY output parsed at a time: bounds the text held while reading.

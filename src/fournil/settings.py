@@ -286,6 +286,14 @@ class Settings(BaseSettings):
         description="Country whose public holidays apply (ISO 3166 code).",
     )
 
+    absent_days: Literal["zero", "unknown"] | None = Field(
+        None,
+        validation_alias=_env("FOURNIL_ABSENT_DAYS"),
+        description="What a day without a sales row means, from a series' first recorded day "
+        "on: zero (an export that lists only days with sales) or unknown (not reported). "
+        "Unset, it is unknown and training warns when there are such days.",
+    )
+
     # --- ETL -----------------------------------------------------------------------------
     etl: EtlSettings = Field(default_factory=EtlSettings)
 
@@ -297,6 +305,11 @@ class Settings(BaseSettings):
     )
 
     log_level: str = Field("INFO", validation_alias=_env("FOURNIL_LOG_LEVEL"))
+
+    @field_validator("absent_days", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value  # compose passes an unset variable as ""
 
     @field_validator("timezone")
     @classmethod

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,7 @@ import pytest
 from sqlalchemy import Engine, update
 
 from fournil.data.generator import GeneratedData
+from fournil.data_report import data_report
 from fournil.db import make_engine
 from fournil.db.schema import sales
 from fournil.etl.runner import run_etl
@@ -67,3 +69,38 @@ def test_the_copy_path_reads_the_same_panel_as_the_row_path(
 def test_an_empty_window_says_so(loaded: Engine, small_drop: GeneratedData) -> None:
     with pytest.raises(ValueError, match="no sales in the requested window"):
         load_panel(loaded, start=small_drop.end + dt.timedelta(days=10))
+
+
+def test_an_export_of_sale_days_only_reads_as_the_full_history_when_told(
+    warehouse: Engine, small_drop: GeneratedData, tmp_path: Path
+) -> None:
+    """A `GROUP BY` export lists only days with sales: with FOURNIL_ABSENT_DAYS=zero its
+    absent days are the zero days it left out; unset, they are unknown and training warns."""
+    for path in (small_drop.stores_path, small_drop.products_path):
+        assert run_etl(path, warehouse, get_settings()).ok
+    reference = pd.read_csv(small_drop.sales_path)
+    # a slow-selling range: one day in five without a sale (the bakery chain sells daily)
+    quiet = np.random.default_rng(1).random(len(reference)) < 0.2
+    reference.loc[quiet, "units_sold"] = 0
+    sparse = tmp_path / "sales_export.csv"
+    reference[reference["units_sold"] > 0].to_csv(sparse, index=False)
+    assert run_etl(sparse, warehouse, get_settings()).ok
+    end = dt.date.fromisoformat(str(reference["date"].max()))
+    as_zero = load_panel(warehouse, end=end, absent_days="zero")
+    unknown = load_panel(warehouse, end=end)
+    index = as_zero.series_rows()
+    for (store, product), rows in reference.groupby(["store_id", "product_id"]):
+        row = index[(int(str(store)), int(str(product)))]
+        first = (dt.date.fromisoformat(str(rows["date"].min())) - as_zero.start).days
+        sold_first = rows[rows["units_sold"] > 0]["date"].min()
+        start = (dt.date.fromisoformat(str(sold_first)) - as_zero.start).days
+        want = np.full(as_zero.n_days, np.nan, np.float32)
+        days = [(dt.date.fromisoformat(str(d)) - as_zero.start).days for d in rows["date"]]
+        want[days] = rows["units_sold"].to_numpy(np.float32)
+        # the true history, from the first day with a sale on (before it, nothing says zero)
+        np.testing.assert_array_equal(as_zero.units[row, start:], np.nan_to_num(want[start:]))
+        assert first <= start
+    assert as_zero.filled_days == int(np.isnan(unknown.units).sum() - np.isnan(as_zero.units).sum())
+    report = data_report(unknown, None)
+    assert report.absent_days > 0 and report.warnings()
+    assert data_report(as_zero, "zero").warnings() == []

@@ -105,3 +105,13 @@ def test_training_row_sampling_comes_from_settings_unless_given(
     given = default_spec(settings, origin_stride=3, horizon=None, seed=5)
     assert (given.origin_stride, given.train_days, given.seed) == (3, 365, 5)
     assert settings.train_cron == "0 4 * * 1"
+
+
+def test_absent_days_unset_by_compose_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FOURNIL_ABSENT_DAYS", "")
+    assert Settings().absent_days is None
+    monkeypatch.setenv("FOURNIL_ABSENT_DAYS", "zero")
+    assert Settings().absent_days == "zero"
+    monkeypatch.setenv("FOURNIL_ABSENT_DAYS", "0")
+    with pytest.raises(ValidationError, match="FOURNIL_ABSENT_DAYS"):
+        Settings()

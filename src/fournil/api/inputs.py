@@ -104,7 +104,11 @@ def raw_inputs(
     first = min(origins) - dt.timedelta(days=WINDOW - 1)
     try:
         panel = load_panel(
-            engine, start=first, end=max(origins), store_ids=sorted({r.store_id for r in rows})
+            engine,
+            start=first,
+            end=max(origins),
+            store_ids=sorted({r.store_id for r in rows}),
+            absent_days=snapshot.absent_days,
         )
     except ValueError:  # no sales at all in the window before those dates
         raise InputError(

@@ -218,6 +218,7 @@ class Snapshot:
     series_index: dict[tuple[int, int], int]
     forecasts: ForecastTable
     built_seconds: float
+    absent_days: str | None = None  # settings.absent_days, for windows loaded on demand
 
     def history_covers(self, origin: dt.date) -> bool:
         """Whether the panel holds the WINDOW days of history up to `origin`."""
@@ -283,7 +284,12 @@ class ServingTables:
         if last_day is not None:
             start = last_day - dt.timedelta(days=WINDOW - 1 + self.settings.api.history_days)
             try:
-                history = load_panel(self.engine, start=start, end=last_day)
+                history = load_panel(
+                    self.engine,
+                    start=start,
+                    end=last_day,
+                    absent_days=self.settings.absent_days,
+                )
                 index = history.series_rows()
             except ValueError:  # no sales in that window
                 history = None
@@ -297,6 +303,7 @@ class ServingTables:
             series_index=index,
             forecasts=table,
             built_seconds=time.perf_counter() - started,
+            absent_days=self.settings.absent_days,
         )
 
     def refresh(self) -> bool:

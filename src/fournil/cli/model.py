@@ -66,6 +66,12 @@ def train(
             )
         except ValueError as exc:
             raise fail(str(exc)) from None
+    report = versions[0].data_report if versions else None
+    if report is not None:
+        for line in report.lines():
+            console.print(f"data: {line}", highlight=False)
+        for warning in report.warnings():
+            console.print(f"[yellow]warning[/] {warning}", highlight=False)
     table = Table(title="registered (not promoted)")
     for column in ("model", "version", "backtest WAPE", "seasonal naive", "linear", "noise floor"):
         table.add_column(column)

@@ -133,8 +133,10 @@ def latency_check(latency_ms: float, reference_ms: float, limits: GateSettings) 
     return latency_ms <= limits.max_latency_ms or ratio <= limits.max_latency_ratio, text
 
 
-def _segment_panel(engine: Engine, client: MlflowClient, name: str, end: dt.date) -> Any:
-    panel = load_panel(engine, end=end)
+def _segment_panel(
+    engine: Engine, client: MlflowClient, name: str, end: dt.date, settings: Settings
+) -> Any:
+    panel = load_panel(engine, end=end, absent_days=settings.absent_days)
     tags = client.get_registered_model(name).tags or {}
     granularity, segment = tags.get("granularity", "global"), tags.get("segment", "all")
     if granularity != "global":
@@ -201,7 +203,7 @@ def promote(
         recipe = registry.load_forecaster(name, champion).spec
         candidate = _forecaster(model)
         end = dt.date.fromisoformat(tags["data_end"])
-        panel = _segment_panel(engine, client, name, end)
+        panel = _segment_panel(engine, client, name, end, settings)
         run = client.get_run(info.run_id) if info.run_id else None
         cut_dates = (run.data.params.get("backtest.cutoffs", "") if run else "").split(",")
         at = [(dt.date.fromisoformat(d) - panel.start).days for d in cut_dates if d]

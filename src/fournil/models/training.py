@@ -32,6 +32,7 @@ from sqlalchemy import Engine
 import fournil
 from fournil import registry
 from fournil.cluster import fit_runner
+from fournil.data_report import DataReport, data_report
 from fournil.features import PanelRequests, Vocabulary, from_panel, raw_frame
 from fournil.models import plots
 from fournil.models.backtest import (
@@ -66,6 +67,7 @@ class SegmentFit:
     fallback: Forecaster
     seconds: float
     global_wape: float | None = None  # a global model's WAPE on this segment's rows
+    data_report: DataReport | None = None  # of the whole panel the run read
 
 
 @dataclass
@@ -78,6 +80,7 @@ class TrainedVersion:
     wape_naive: float
     wape_linear: float
     wape_noise_floor: float | None
+    data_report: DataReport | None = None
 
 
 def requirements() -> list[str]:
@@ -255,6 +258,9 @@ def _log_segment(
         metrics["train_rmse"] = _train_rmse(fitted)
         if fitted.global_wape is not None:
             metrics["backtest_wape_global_model"] = fitted.global_wape
+        if fitted.data_report is not None:
+            mlflow.log_metrics(fitted.data_report.metrics())
+            mlflow.log_dict(fitted.data_report.to_dict(), "data_report.json")
         mlflow.log_metrics(metrics)
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
@@ -316,6 +322,7 @@ def _log_segment(
         wape_naive=metrics["backtest_wape_seasonal_naive"],
         wape_linear=metrics["backtest_wape_linear"],
         wape_noise_floor=metrics.get("backtest_wape_noise_floor"),
+        data_report=fitted.data_report,
     )
 
 
@@ -411,7 +418,12 @@ def _fit_all(
     say: Progress,
 ) -> list[SegmentFit]:
     say("reading the warehouse")
-    panel = load_panel(engine, end=end)
+    panel = load_panel(engine, end=end, absent_days=settings.absent_days)
+    report = data_report(panel, settings.absent_days)
+    for line in report.lines():
+        log.info("data: %s", line)
+    for warning in report.warnings():
+        log.warning(warning)
     truth = None
     if truth_path:  # only the days a backtest scores (the whole file is large at a chain's size)
         first = panel.start + dt.timedelta(days=cutoffs(panel, spec, config)[0] + 1)
@@ -440,6 +452,8 @@ def _fit_all(
     if granularity != "global":
         say("backtesting one global model on the same cut-offs, for comparison")
         compare_with_global(panel, spec, settings, config, fits)
+    for fitted in fits:
+        fitted.data_report = report
     return fits
 
 
