@@ -46,11 +46,12 @@ def dask_runner(client: Client) -> FitRunner:
             )
             for day in days
         ]
+        info = client.scheduler_info(n_workers=-1)
         log.info(
             "%d fits sent to the Dask cluster at %s (%d workers)",
             len(futures),
-            client.scheduler_info().get("address", "?"),
-            len(client.scheduler_info(n_workers=-1)["workers"]),
+            info.get("address", "?"),
+            len(info["workers"]),
         )
         return list(client.gather(futures))
 

@@ -144,8 +144,9 @@ def fill_absent(panel: Panel) -> int:
     row in the window. Returns how many days were filled."""
     mask = absent(panel.units)
     panel.units[mask] = 0.0
-    panel.filled_days += int(mask.sum())
-    return int(mask.sum())
+    filled = int(mask.sum())
+    panel.filled_days += filled
+    return filled
 
 
 #: Bytes of COPY output parsed at a time: bounds the text held while reading.

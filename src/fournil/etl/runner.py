@@ -404,26 +404,26 @@ def load_file(
             .returning(etl_runs.c.run_id)
         ).scalar_one()
     result = FileResult(path=path, kind=kind, run_id=run_id)
+    committed = False
     try:
         with engine.begin() as conn:
             _FileLoad(conn, path, CONTRACTS[kind], result, settings, on_progress).run()
+        committed = True
         result.status = "success"
         if result.rows_read and result.rows_rejected == result.rows_read:
-            # committed: every row is in the quarantine with its reason, but nothing loaded
+            # every row is in the quarantine with its reason, but nothing loaded
             result.status = "failed"
             result.error = (
                 f"every row was rejected ({result.rows_rejected:,}); nothing was loaded: "
                 f"the quarantine holds each with its reason (ETL run {run_id})"
             )
-            _finish(engine, result)
-            return result
     except BadFileError as exc:
         result.status, result.error = "failed", str(exc)
     except Exception as exc:  # a database or unexpected error: still one line, still logged
         log.debug("load of %s failed", path, exc_info=True)
         first_line = (str(exc).strip().splitlines() or [""])[0]
         result.status, result.error = "failed", f"{type(exc).__name__}: {first_line}"
-    if result.status == "failed":
+    if not committed:
         # the transaction rolled back: nothing of this file is in the warehouse
         read = result.rows_read
         result.rows_inserted = result.rows_updated = result.rows_unchanged = 0

@@ -71,9 +71,7 @@ def training_requests(
     last day) sees exactly its grid. With `pair_fraction` < 1, a fixed share of the (series,
     origin) pairs is kept, chosen by a hash of store, product and origin date (see
     `kept_pairs`)."""
-    first = max(0, (cutoff if first_cutoff is None else first_cutoff) - spec.train_days)
-    origins = np.arange(panel.n_days - 2, first - 1, -spec.origin_stride)[::-1]
-    origins = origins[origins <= cutoff - 1]
+    origins = _origins(panel, spec, cutoff, cutoff if first_cutoff is None else first_cutoff)
     requests = PanelRequests.grid(np.arange(len(panel.series)), origins, spec.horizon)
     if spec.pair_fraction < 1.0:
         keep = kept_pairs(panel, requests.series_rows, requests.origins, spec.pair_fraction)
@@ -81,6 +79,14 @@ def training_requests(
             requests.series_rows[keep], requests.origins[keep], requests.horizons
         )
     return requests
+
+
+def _origins(panel: Panel, spec: ModelSpec, cutoff: int, first_cutoff: int) -> np.ndarray:
+    """Training origins, ascending: every `origin_stride` days back from the panel's last
+    possible origin, within `train_days` before `first_cutoff`, before `cutoff`."""
+    first = max(0, first_cutoff - spec.train_days)
+    origins = np.arange(panel.n_days - 2, first - 1, -spec.origin_stride)[::-1]
+    return origins[origins <= cutoff - 1]
 
 
 def _mix(h: np.ndarray) -> np.ndarray:
@@ -106,9 +112,7 @@ def kept_pairs(
 def pair_fraction(panel: Panel, spec: ModelSpec, cutoffs: list[int], max_rows: int) -> float:
     """The share of (series, origin) pairs that keeps a build for `cutoffs` near `max_rows`
     rows (1.0 when everything fits)."""
-    first = max(0, min(cutoffs) - spec.train_days)
-    origins = np.arange(panel.n_days - 2, first - 1, -spec.origin_stride)
-    n_origins = int((origins <= max(cutoffs) - 1).sum())
+    n_origins = len(_origins(panel, spec, max(cutoffs), min(cutoffs)))
     full = len(panel.series) * n_origins * spec.horizon
     return 1.0 if full <= max_rows else round(max_rows / full, 6)
 

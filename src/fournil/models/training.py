@@ -39,11 +39,9 @@ from fournil.models.backtest import (
     Backtest,
     BacktestConfig,
     FitRunner,
-    Reference,
     TrainingRows,
     cutoffs,
     fit_backtest,
-    fit_rows,
     pair_fraction,
     run_backtest,
 )
@@ -165,9 +163,7 @@ def fit_segment(
             time.perf_counter() - start,
             rows.X.nbytes / 1e6,
         )
-        fits = fit_rows(
-            specs, vocab, rows, [*days, final], Reference.of(rows, days[0], spec.train_days)
-        )
+        fits = fit_backtest(panel, specs, vocab, [*days, final], rows=rows)
         del rows
     else:
         fits = fit_backtest(panel, specs, vocab, [*days, final], runner=runner)
