@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from fournil.calendar import is_holiday
+from fournil.data_report import demand_classes
 from fournil.panel import Panel
 
 WINDOW = 56  #: days of history a forecast reads
@@ -58,6 +59,12 @@ FEATURES = (
     "siblings_on_promo",
 )
 CATEGORICAL = ("product", "family", "city")
+#: the target day's plan features, neutral when a plan column is excluded (see `neutral_plan`)
+PLAN_FEATURES = {"price": ("price_ratio",), "promo": ("promo", "siblings_on_promo")}
+_NEUTRAL = {"price_ratio": 1.0, "promo": 0.0, "siblings_on_promo": 0.0}
+#: smoothing of the intermittent-demand methods (sizes and intervals, or probability)
+CROSTON_ALPHA = 0.1
+TSB_BETA = 0.1
 
 
 def history_columns(name: str) -> list[str]:
@@ -187,9 +194,14 @@ def _history_stats(
     regular_price = np.where(
         np.isnan(regular_price), _last_valid(price, list(range(last, -1, -1))), regular_price
     )
+    croston, tsb = _intermittent(np.where(stock_out == 1, np.nan, units))
     return {
         "level": level,
         "n_obs": n_obs.astype(np.float64),
+        "croston": croston,
+        "tsb": tsb,
+        "last": _last_valid(units, list(range(last, -1, -1))),
+        "demand_class": demand_classes(units),
         "mean7": _nanmean(units[:, -7:]),
         "mean28": _nanmean(units[:, -28:]),
         "phase_mean": phase_mean,
@@ -202,6 +214,52 @@ def _history_stats(
     }
 
 
+def _intermittent(units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Croston's method (with the Syntetos-Boylan bias correction) and TSB over each row's
+    window (oldest first; NaN days skipped), as flat forecasts: sizes and intervals (Croston)
+    or sizes and the probability of a sale (TSB) smoothed exponentially, started from the
+    window's own means so a short window is not dominated by the start values."""
+    known = np.isfinite(units)
+    sold = known & (units > 0)
+    with np.errstate(all="ignore"):
+        size = np.where(sold.any(axis=1), _nanmean(np.where(sold, units, np.nan)), 0.0)
+        n_known = known.sum(axis=1)
+        prob = np.where(n_known > 0, sold.sum(axis=1) / np.maximum(n_known, 1), 0.0)
+    interval = np.where(prob > 0, 1.0 / np.maximum(prob, 1e-9), np.inf)
+    c_size, c_interval = size.copy(), interval.copy()
+    t_size, t_prob = size.copy(), prob.copy()
+    since = np.ones(len(units))
+    a, b = CROSTON_ALPHA, TSB_BETA
+    with np.errstate(all="ignore"):  # inf intervals (no sale yet) are never selected
+        for j in range(units.shape[1]):
+            k, s = known[:, j], sold[:, j]
+            y = np.where(s, units[:, j], 0.0)
+            c_size = np.where(s, c_size + a * (y - c_size), c_size)
+            c_interval = np.where(s, c_interval + a * (since - c_interval), c_interval)
+            since = np.where(s, 1.0, np.where(k, since + 1.0, since))
+            t_prob = np.where(k, t_prob + b * (s - t_prob), t_prob)
+            t_size = np.where(s, t_size + a * (y - t_size), t_size)
+    with np.errstate(all="ignore"):
+        croston = np.where(np.isfinite(c_interval), (1 - a / 2) * c_size / c_interval, 0.0)
+    return np.nan_to_num(croston), np.nan_to_num(t_prob * t_size)
+
+
+def neutral_plan(X: pd.DataFrame | np.ndarray, excluded: tuple[str, ...]) -> None:
+    """Set the target day's plan features of `excluded` plan columns (price, promo) to their
+    neutral values, in place (a FEATURES frame or float32 matrix): a plan column that leaks
+    the answer is not used, neither in training nor when serving."""
+    for column in excluded:
+        for feature in PLAN_FEATURES[column]:
+            if isinstance(X, pd.DataFrame):
+                X[feature] = np.float32(_NEUTRAL[feature])
+            else:
+                X[:, FEATURES.index(feature)] = _NEUTRAL[feature]
+
+
+#: the simple candidates computed from the history alone (no fitting)
+SIMPLE = ("zero", "last_value", "seasonal_naive", "moving_average", "croston", "tsb")
+
+
 @dataclass
 class Inputs:
     """Model inputs for a batch of requests."""
@@ -209,6 +267,18 @@ class Inputs:
     X: pd.DataFrame  # the FEATURES, float32
     log_base: np.ndarray  # log of the level the model's output multiplies
     naive: np.ndarray  # seasonal-naive forecast (same weekday, last known week)
+    #: the simple candidates' forecasts (SIMPLE minus zero and seasonal naive)
+    simple: dict[str, np.ndarray] = field(default_factory=dict)
+    #: each row's demand class at its origin (`data_report.CLASSES`, over the window)
+    demand_class: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))
+
+    def candidate(self, kind: str) -> np.ndarray:
+        """The forecast of a simple candidate."""
+        if kind == "zero":
+            return np.zeros(len(self.log_base))
+        if kind == "seasonal_naive":
+            return self.naive
+        return self.simple[kind]
 
 
 def _assemble(stats: dict[str, np.ndarray], req: Requests, vocab: Vocabulary) -> Inputs:
@@ -253,7 +323,20 @@ def _assemble(stats: dict[str, np.ndarray], req: Requests, vocab: Vocabulary) ->
         }
     frame = pd.DataFrame({k: np.asarray(v, dtype=np.float32) for k, v in columns.items()})
     frame["price_ratio"] = frame["price_ratio"].fillna(1.0)
-    return Inputs(X=frame[list(FEATURES)], log_base=np.log(base), naive=naive_forecast)
+    mean28 = stats["mean28"][i]
+    moving = np.where(np.isnan(mean28), np.where(has_history, level, prior), mean28)
+    return Inputs(
+        X=frame[list(FEATURES)],
+        log_base=np.log(base),
+        naive=naive_forecast,
+        simple={
+            "last_value": np.where(np.isnan(stats["last"][i]), moving, stats["last"][i]),
+            "moving_average": np.nan_to_num(moving),
+            "croston": stats["croston"][i],
+            "tsb": stats["tsb"][i],
+        },
+        demand_class=stats["demand_class"][i].astype(np.int8),
+    )
 
 
 def _dates(values: pd.Series) -> np.ndarray:

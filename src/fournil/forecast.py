@@ -37,6 +37,7 @@ class ForecastResult:
     forecast_date: dt.date
     rows: int
     models: dict[str, str]  # name -> version used
+    fallback: str | None = None  # "name vN" when the fallback forecast (no champion)
 
 
 def last_sales_date(engine: Engine) -> dt.date | None:
@@ -66,11 +67,25 @@ def run_forecast(
         )
 
     routes: dict[tuple[str, str], np.ndarray] = {}
-    for ref, positions in registry.resolve(client, settings, panel.series.iloc[rows]):
+    fallback: str | None = None
+    for found, positions in registry.resolve(client, settings, panel.series.iloc[rows]):
+        ref = found
         if ref is None:
-            raise ForecastError(
-                f"{settings.model_name} has no champion: run `fournil model train` and "
-                "`fournil model promote` first"
+            # nothing was ever promoted: the fallback the gate put forward serves, and says so
+            name = registry.fallback_name(settings)
+            version = registry.alias_version(client, name, registry.CHAMPION)
+            if version is None:
+                raise ForecastError(
+                    f"{settings.model_name} has no champion: run `fournil model train` and "
+                    "`fournil model promote` first"
+                )
+            ref = registry.ModelRef(name, version)
+            fallback = f"{name} v{version}"
+            log.warning(
+                "%s has no champion: the fallback %s forecasts %d series",
+                settings.model_name,
+                fallback,
+                len(positions),
             )
         routes[(ref.name, ref.version)] = rows[positions]
 
@@ -114,4 +129,6 @@ def run_forecast(
                 conn.execute(insert(forecasts), records)  # type: ignore[arg-type]
                 total += len(frame)
             log.info("%s v%s: %d forecasts for %s", name, version, len(raw), origin)
-    return ForecastResult(forecast_date=origin, rows=total, models={name: v for name, v in routes})
+    return ForecastResult(
+        forecast_date=origin, rows=total, models={name: v for name, v in routes}, fallback=fallback
+    )

@@ -4,11 +4,33 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from fournil.data.generator import GeneratedData, GeneratorConfig, generate
 from fournil.panel import Panel, panel_from_frame
+
+
+def units_panel(
+    units: np.ndarray, price: np.ndarray | None = None, start: dt.date = dt.date(2026, 1, 1)
+) -> Panel:
+    """A panel of one store's products from a (series, days) units matrix: no promotion, no
+    stock-out, a price of `price` (default 1 everywhere)."""
+    n = units.shape[0]
+    series = pd.DataFrame(
+        {
+            "store_id": np.ones(n, int),
+            "product_id": np.arange(1, n + 1),
+            "family": "viennoiserie",
+            "city": "Lyon",
+            "region": "ARA",
+            "opened_on": dt.date(2020, 1, 1),
+        }
+    )
+    zeros = np.zeros_like(units)
+    price = zeros + 1 if price is None else price
+    return Panel(series, start, units.copy(), zeros.copy(), zeros.copy(), price)
 
 
 def panel_of(gen: GeneratedData) -> Panel:

@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import numpy as np
-import pandas as pd
 
 from fournil.data_report import CLASSES, data_report, demand_classes
 from fournil.panel import Panel, absent, fill_absent
+from tests.unit.conftest import units_panel
 
 
 def _panel(units: np.ndarray) -> Panel:
-    n = units.shape[0]
-    series = pd.DataFrame(
-        {
-            "store_id": np.ones(n, int),
-            "product_id": np.arange(1, n + 1),
-            "family": "viennoiserie",
-            "city": "Lyon",
-            "region": "ARA",
-            "opened_on": dt.date(2020, 1, 1),
-        }
-    )
-    zeros = np.zeros_like(units)
-    return Panel(series, dt.date(2026, 1, 1), units.copy(), zeros.copy(), zeros.copy(), zeros + 1)
+    return units_panel(units)
 
 
 def test_each_demand_pattern_gets_its_syntetos_boylan_class() -> None:

@@ -32,3 +32,9 @@ def forecast(
         raise fail(str(exc)) from None
     models = ", ".join(f"{n} v{v}" for n, v in result.models.items())
     console.print(f"wrote {result.rows:,} forecasts from {result.forecast_date} with {models}")
+    if result.fallback:
+        console.print(
+            f"[yellow]warning[/] no champion: the fallback {result.fallback} forecast "
+            "(promote a version with `fournil model promote`)",
+            highlight=False,
+        )

@@ -72,14 +72,19 @@ def train(
             console.print(f"data: {line}", highlight=False)
         for warning in report.warnings():
             console.print(f"[yellow]warning[/] {warning}", highlight=False)
+    for v in versions:
+        for line in v.selection or []:
+            console.print(f"chosen: {line}", highlight=False)
     table = Table(title="registered (not promoted)")
-    for column in ("model", "version", "backtest WAPE", "seasonal naive", "linear", "noise floor"):
+    columns = ("model", "version", "backtest WAPE", "simplest", "seasonal naive", "linear")
+    for column in (*columns, "noise floor"):
         table.add_column(column)
     for v in versions:
         table.add_row(
             v.name,
             v.version,
             f"{v.wape:.4f}",
+            "-" if v.wape_simplest is None else f"{v.wape_simplest:.4f}",
             f"{v.wape_naive:.4f}",
             f"{v.wape_linear:.4f}",
             "-" if v.wape_noise_floor is None else f"{v.wape_noise_floor:.4f}",

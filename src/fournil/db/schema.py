@@ -175,6 +175,12 @@ model_decisions = Table(
     Column("champion_after", String(50), nullable=True),
     Column("reasons", JSON, nullable=False, comment="list of reasons, one per check"),
     Column("metrics", JSON, nullable=False, comment="the numbers the decision was made on"),
+    Column(
+        "candidates",
+        JSON,
+        nullable=True,
+        comment="every candidate's backtest WAPE and bias per horizon, and the routes",
+    ),
     comment="Audit trail of the promotion gate and of rollbacks.",
 )
 Index("ix_model_decisions_model", model_decisions.c.model_name, model_decisions.c.decided_at)

@@ -33,21 +33,25 @@ from fournil.features import (
     PanelRequests,
     Vocabulary,
     from_panel,
+    neutral_plan,
     series_blocks,
 )
 from fournil.models.estimators import (
+    CANDIDATES,
     Forecaster,
     ModelSpec,
     fit_lightgbm,
     fit_linear,
     lgb_dataset,
 )
+from fournil.models.selection import route_predictions, select_routes
 from fournil.panel import Panel
-from fournil.scores import wape
+from fournil.scores import wape, wape_bias
 
 log = logging.getLogger("fournil.train")
 
-BASELINES = ("seasonal_naive", "linear")
+#: the candidates a backtest scores beside the model (`CANDIDATES` but LightGBM's recipe)
+BASELINES = tuple(c for c in CANDIDATES if c != "lightgbm")
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,8 @@ def _take(inputs: Inputs, keep: np.ndarray) -> Inputs:
         X=inputs.X[keep].reset_index(drop=True),
         log_base=inputs.log_base[keep],
         naive=inputs.naive[keep],
+        simple={k: v[keep] for k, v in inputs.simple.items()},
+        demand_class=inputs.demand_class[keep],
     )
 
 
@@ -165,6 +171,7 @@ class TrainingRows:
             keep = np.isfinite(y)
             k = int(keep.sum())
             X[n : n + k] = inputs.X.to_numpy(np.float32)[keep]
+            neutral_plan(X[n : n + k], spec.excluded_plan)
             log_base[n : n + k] = inputs.log_base[keep]
             actual[n : n + k] = y[keep]
             o = part.origins[pair][keep]
@@ -267,7 +274,7 @@ def fit_rows(
             )
         del full, ref
     for i, s in enumerate(specs):
-        if s.kind == "seasonal_naive":
+        if s.kind not in ("linear", "lightgbm"):
             for k in range(len(cutoffs)):
                 out[k][i] = Forecaster(spec=s, vocab=vocab)
     return [[m for m in fits if m is not None] for fits in out]
@@ -305,9 +312,16 @@ class Backtest:
     predictions: pd.DataFrame  # one row per (fold, series, origin, horizon) with a known actual
     cutoffs: list[dt.date]
 
+    #: a routed champion's routes (demand class -> candidate), chosen on these predictions
+    routes: dict[int, str] | None = None
+    #: how the routes were chosen: per class and candidate, WAPE pooled and per fold
+    selection: pd.DataFrame | None = None
+
     def scores(self, group: str | None = None) -> pd.DataFrame:
-        """WAPE and RMSE per method (model, baselines, noise floor), optionally per group."""
-        methods = [m for m in ("model", *BASELINES, "expected") if m in self.predictions]
+        """WAPE and RMSE per method (model, candidates, noise floor), optionally per group."""
+        methods = [
+            m for m in ("model", "lightgbm", *BASELINES, "expected") if m in self.predictions
+        ]
         frame = self.predictions
         keys = [group] if group else []
 
@@ -317,6 +331,7 @@ class Backtest:
             for m in methods:
                 err = part[m].to_numpy() - y
                 out[f"wape_{m}"] = wape(y, part[m].to_numpy())
+                out[f"bias_{m}"] = float(err.sum() / y.sum()) if y.sum() > 0 else np.nan
                 out[f"rmse_{m}"] = float(np.sqrt(np.mean(err**2)))
             out["rows"] = len(part)
             return pd.Series(out)
@@ -327,6 +342,11 @@ class Backtest:
 
     def wape(self, method: str = "model") -> float:
         return float(self.scores()[f"wape_{method}"].iloc[0])
+
+    def score(self, method: str = "model") -> float:
+        """WAPE + |bias| (what candidates are chosen on, and the gate compares)."""
+        p = self.predictions
+        return wape_bias(p["actual"].to_numpy(), p[method].to_numpy())
 
     def coverage(self) -> float:
         p = self.predictions
@@ -378,8 +398,15 @@ def score_fold(
             "model": models[0].predict_inputs(mine),
         }
         if with_baselines:
-            part["seasonal_naive"] = mine.naive
-            part["linear"] = models[1].predict_inputs(mine)
+            part["lightgbm"] = part["model"]
+            part["demand_class"] = mine.demand_class
+            for kind in BASELINES:
+                if kind == "linear":
+                    part[kind] = models[1].predict_inputs(mine)
+                else:
+                    part[kind] = mine.candidate(kind)
+            for kind in ("model", *CANDIDATES):
+                part[kind] = np.asarray(part[kind], np.float32)
         parts.append(pd.DataFrame(part))
     return pd.concat(parts, ignore_index=True)
 
@@ -433,7 +460,8 @@ def run_backtest(
 ) -> Backtest:
     """Refit `spec` (and the baselines) at each cut-off (default: `cutoffs`, or the day
     indices `at`) on `rows` (built here if not given), or take the `fits` already made there,
-    and collect out-of-sample forecasts."""
+    and collect out-of-sample forecasts. With baselines and `spec.select`, the model is the
+    routed champion: per demand class, the candidate best on these forecasts."""
     config = config or BacktestConfig()
     days = at if at is not None else cutoffs(panel, spec, config)
     specs = [spec, spec.replace(kind="linear")] if with_baselines else [spec]
@@ -461,11 +489,18 @@ def run_backtest(
             wape(part["actual"].to_numpy(), part["model"].to_numpy()),
         )
     frame = pd.concat(parts, ignore_index=True)
+    routes, selection = None, None
+    if with_baselines and spec.select:
+        routes, selection = select_routes(frame)
+        frame["model"] = route_predictions(frame, routes)
     series = panel.series
     frame["store_id"] = series["store_id"].to_numpy()[frame["series"]]
     frame["product_id"] = series["product_id"].to_numpy()[frame["series"]]
     frame["family"] = pd.Categorical(series["family"].astype(str).to_numpy()[frame["series"]])
     frame["target_date"] = pd.DatetimeIndex(panel.date_of(frame["target_day"].to_numpy()))
     return Backtest(
-        predictions=frame, cutoffs=[panel.start + dt.timedelta(days=int(d)) for d in days]
+        predictions=frame,
+        cutoffs=[panel.start + dt.timedelta(days=int(d)) for d in days],
+        routes=routes,
+        selection=selection,
     )

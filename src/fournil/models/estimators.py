@@ -1,8 +1,13 @@
-"""The forecasters: a global LightGBM model, a linear model (also the fallback), seasonal naive.
+"""The forecasters: a global LightGBM model, a linear model (also the fallback), and the simple
+candidates read off the history (zero, the last value, seasonal naive, a 28-day moving
+average, Croston, TSB).
 
-All three take `fournil.features.Inputs`. LightGBM fits a Poisson model whose output multiplies
-the series' level (`log_base` is its offset), so one model serves series of any size. Intervals
-come from the backtest's residuals, scaled like count noise (sqrt of the forecast), per horizon.
+All take `fournil.features.Inputs`. A champion is *routed*: `routes` names, per demand class of
+a row at its origin (smooth, erratic, intermittent, lumpy, no sales: see `data_report`), the
+candidate that answers it, chosen on the backtest (`models.selection`). LightGBM fits a
+Poisson model whose output multiplies the series' level (`log_base` is its offset), so one
+model serves series of any size. Intervals come from the backtest's residuals, scaled like
+count noise (sqrt of the forecast), per horizon.
 """
 
 from __future__ import annotations
@@ -15,9 +20,28 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from fournil.features import CATEGORICAL, FEATURES, Inputs, Vocabulary, from_raw
+from fournil.features import (
+    CATEGORICAL,
+    FEATURES,
+    SIMPLE,
+    Inputs,
+    Vocabulary,
+    from_raw,
+    neutral_plan,
+)
 
-Kind = Literal["lightgbm", "linear", "seasonal_naive"]
+Kind = Literal[
+    "lightgbm",
+    "linear",
+    "seasonal_naive",
+    "moving_average",
+    "croston",
+    "tsb",
+    "zero",
+    "last_value",
+]
+#: every candidate, simplest first (a tie goes to the simpler)
+CANDIDATES: tuple[str, ...] = (*SIMPLE, "linear", "lightgbm")
 
 
 @dataclass(frozen=True)
@@ -39,6 +63,10 @@ class ModelSpec:
     pair_fraction: float = 1.0  # share of (series, origin) pairs kept (a hash: see backtest)
     ridge_alpha: float = 1.0
     interval: float = 0.8  # central interval coverage
+    #: choose the champion among every candidate by demand class (False: LightGBM alone)
+    select: bool = True
+    #: target-day plan columns not used (they leak the answer: see `data_report.leaks`)
+    excluded_plan: tuple[str, ...] = ()
 
     def params(self) -> dict[str, object]:
         return dataclasses.asdict(self)
@@ -79,6 +107,8 @@ class Forecaster:
     linear_intercept: float = 0.0
     #: per horizon (1-based index): standardised residual quantiles (low, high)
     interval_quantiles: dict[int, tuple[float, float]] = field(default_factory=dict)
+    #: a routed champion: demand class (index) -> the candidate kind answering its rows
+    routes: dict[int, str] | None = None
     _booster: lgb.Booster | None = field(default=None, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, object]:
@@ -95,9 +125,37 @@ class Forecaster:
         return self._booster
 
     def predict_inputs(self, inputs: Inputs) -> np.ndarray:
-        if self.spec.kind == "seasonal_naive":
-            out = inputs.naive
-        elif self.spec.kind == "linear":
+        if self.spec.excluded_plan:
+            X = inputs.X.copy()
+            neutral_plan(X, self.spec.excluded_plan)
+            inputs = dataclasses.replace(inputs, X=X)
+        if self.routes is None:
+            return self._predict(self.spec.kind, inputs)
+        chosen = self.route(inputs.demand_class)
+        kinds = np.unique(chosen)
+        if len(kinds) == 1:
+            return self._predict(str(kinds[0]), inputs)
+        out = np.zeros(len(inputs.log_base))
+        for kind in kinds:
+            rows = np.flatnonzero(chosen == kind)
+            out[rows] = self._predict(str(kind), _take(inputs, rows))
+        return out
+
+    def route(self, demand_class: np.ndarray) -> np.ndarray:
+        """The candidate kind answering each row (routes[-1]: classes without a route)."""
+        assert self.routes is not None
+        table = np.array([self.routes.get(c, self.routes[-1]) for c in range(-1, 5)])
+        return table[np.clip(demand_class.astype(np.int64), -1, 4) + 1]
+
+    @property
+    def kinds(self) -> list[str]:
+        """The candidates this forecaster uses."""
+        return sorted(set(self.routes.values())) if self.routes else [self.spec.kind]
+
+    def _predict(self, kind: str, inputs: Inputs) -> np.ndarray:
+        if kind in SIMPLE:
+            out = inputs.candidate(kind)
+        elif kind == "linear":
             assert self.linear_coef is not None
             z = _linear_design(inputs.X) @ self.linear_coef + self.linear_intercept
             base = np.exp(inputs.log_base)
@@ -250,3 +308,13 @@ def fit(spec: ModelSpec, vocab: Vocabulary, inputs: Inputs, actual: np.ndarray) 
     if spec.kind == "linear":
         return fit_linear(spec, vocab, _Frame(X, offset, y), [np.ones(len(y), bool)])[0]
     return Forecaster(spec=spec, vocab=vocab)
+
+
+def _take(inputs: Inputs, rows: np.ndarray) -> Inputs:
+    return Inputs(
+        X=inputs.X.iloc[rows].reset_index(drop=True),
+        log_base=inputs.log_base[rows],
+        naive=inputs.naive[rows],
+        simple={k: v[rows] for k, v in inputs.simple.items()},
+        demand_class=inputs.demand_class[rows],
+    )

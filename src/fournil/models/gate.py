@@ -1,18 +1,24 @@
 """The promotion gate, rollback and status: aliases move only here, and every move is audited.
 
 `promote` makes a version the `challenger`, then the `champion` only if every check passes:
-1. it beats the current champion on the same backtest (the champion's recipe refitted at the
+1. it is no worse than the simplest candidates (zero, the last value, seasonal naive, a moving
+   average) on its backtest, and beats the current champion on the same backtest (the
+   champion's recipe, its candidates and choice by demand class included, refitted at the
    same cut-offs on the same data; at most `FOURNIL_GATE_TOLERANCE` worse, so a retrain on
-   fresher data with an unchanged recipe goes through) and beats seasonal naive;
+   fresher data with an unchanged recipe goes through);
 2. loaded fresh from the registry, it reproduces its verification samples exactly;
 3. it gives finite, non-negative forecasts for rows with nulls;
 4. its size and median single-row latency stay within the configured limits.
-The decision, with reasons and metrics, goes to `model_decisions` and to registry tags.
+The decision, with reasons, metrics and the candidates' table (WAPE and bias per horizon, the
+routes), goes to `model_decisions` and to registry tags. When nothing is promoted and there is
+no champion, the version's linear fallback becomes the fallback's champion: forecasts and the
+API serve it, and say so.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -48,6 +54,8 @@ class Decision:
     champion_after: str | None
     reasons: list[str] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
+    candidates: dict[str, Any] | None = None
+    fallback_serves: str | None = None  # "name vN" when the fallback serves instead
 
     @property
     def promoted(self) -> bool:
@@ -67,6 +75,7 @@ def _audit(engine: Engine, decision: Decision) -> None:
                 metrics={
                     k: (None if not np.isfinite(v) else v) for k, v in decision.metrics.items()
                 },
+                candidates=decision.candidates,
             )
         )
 
@@ -197,10 +206,23 @@ def promote(
     wape = float(tags["backtest_wape"])
     naive = float(tags["backtest_wape_seasonal_naive"])
     decision.metrics.update({"backtest_wape": wape, "seasonal_naive_wape": naive})
-    checks.append((wape < naive, f"backtest WAPE {wape:.4f} vs seasonal naive {naive:.4f}"))
+    if "backtest_score_simplest" in tags:
+        score, simplest = float(tags["backtest_score"]), float(tags["backtest_score_simplest"])
+        decision.metrics.update({"backtest_score": score, "simplest_score": simplest})
+        checks.append(
+            (
+                score <= simplest + 1e-12,
+                f"backtest WAPE+|bias| {score:.4f} (WAPE {wape:.4f}) vs the simplest "
+                f"candidates' best {simplest:.4f}",
+            )
+        )
+    else:  # a version trained before candidates were chosen
+        checks.append((wape < naive, f"backtest WAPE {wape:.4f} vs seasonal naive {naive:.4f}"))
+    decision.candidates = _candidates(client, info.run_id, tags)
 
     if champion is not None and champion != version:
-        recipe = registry.load_forecaster(name, champion).spec
+        old = registry.load_forecaster(name, champion)
+        recipe = old.spec if old.routes is not None else old.spec.replace(select=False)
         candidate = _forecaster(model)
         end = dt.date.fromisoformat(tags["data_end"])
         panel = _segment_panel(engine, client, name, end, settings)
@@ -208,21 +230,27 @@ def promote(
         cut_dates = (run.data.params.get("backtest.cutoffs", "") if run else "").split(",")
         at = [(dt.date.fromisoformat(d) - panel.start).days for d in cut_dates if d]
         vocab = Vocabulary.fit(panel, settings.country)
-        if panel.snapshot_hash() != tags.get("data_hash"):
+        mine = float(tags.get("backtest_score", "nan"))
+        if panel.snapshot_hash() != tags.get("data_hash") or not np.isfinite(mine):
             # the data changed since training: score the candidate again on today's data too
-            wape = run_backtest(
-                panel, candidate.spec, vocab, config, with_baselines=False, at=at or None
-            ).wape()
-            decision.metrics["backtest_wape"] = wape
-        champion_wape = run_backtest(
-            panel, recipe, vocab, config, with_baselines=False, at=at or None
-        ).wape()
-        decision.metrics["champion_wape"] = champion_wape
-        limit = champion_wape * (1 + settings.gate.tolerance)
+            mine = run_backtest(
+                panel,
+                candidate.spec,
+                vocab,
+                config,
+                with_baselines=candidate.routes is not None,
+                at=at or None,
+            ).score()
+            decision.metrics["backtest_score"] = mine
+        theirs = run_backtest(
+            panel, recipe, vocab, config, with_baselines=recipe.select, at=at or None
+        ).score()
+        decision.metrics["champion_score"] = theirs
+        limit = theirs * (1 + settings.gate.tolerance)
         checks.append(
             (
-                wape <= limit + 1e-12,
-                f"backtest WAPE {wape:.4f} vs champion v{champion} {champion_wape:.4f} "
+                mine <= limit + 1e-12,
+                f"backtest WAPE+|bias| {mine:.4f} vs champion v{champion} {theirs:.4f} "
                 f"on the same cut-offs (tolerance {settings.gate.tolerance:.0%})",
             )
         )
@@ -234,9 +262,46 @@ def promote(
         client.set_registered_model_alias(name, registry.CHAMPION, version)
         decision.action, decision.champion_after = "promoted", version
         _promote_fallback(client, settings, name, version)
+    elif champion is None:
+        decision.fallback_serves = _fallback_serves(client, settings, name, version)
+        if decision.fallback_serves:
+            decision.reasons.append(
+                f"nothing promoted and no champion: the fallback {decision.fallback_serves} "
+                "serves forecasts and the API until a version passes"
+            )
     _tag(client, decision)
     _audit(engine, decision)
     return decision
+
+
+def _candidates(client: MlflowClient, run_id: str | None, tags: dict[str, str]) -> dict[str, Any]:
+    """The version's decision table (every candidate's WAPE and bias per horizon) and routes,
+    from its training run."""
+    out: dict[str, Any] = {"routes": json.loads(tags["routes"]) if "routes" in tags else None}
+    if run_id:
+        try:
+            table = mlflow.artifacts.load_dict(
+                client.get_run(run_id).info.artifact_uri + "/backtest/candidates.json"
+            )
+            frame = pd.DataFrame(table["data"], columns=table["columns"])
+            out["table"] = frame.to_dict("records")
+        except Exception:  # a version trained before the table existed
+            out["table"] = None
+    return out
+
+
+def _fallback_serves(
+    client: MlflowClient, settings: Settings, name: str, version: str
+) -> str | None:
+    """With nothing promoted and no champion, the fallback trained with `version` serves."""
+    if name != settings.model_name:
+        return None
+    fallback = registry.fallback_name(settings)
+    for fb in client.search_model_versions(f"name = '{fallback}'"):
+        if (fb.tags or {}).get("forecaster_version") == version:
+            client.set_registered_model_alias(fallback, registry.CHAMPION, str(fb.version))
+            return f"{fallback} v{fb.version}"
+    return None
 
 
 def _promote_fallback(client: MlflowClient, settings: Settings, name: str, version: str) -> None:

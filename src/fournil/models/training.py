@@ -10,6 +10,7 @@ seed, plots, the pyfunc model with its verification samples, registered as a new
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import subprocess
@@ -32,7 +33,7 @@ from sqlalchemy import Engine
 import fournil
 from fournil import registry
 from fournil.cluster import fit_runner
-from fournil.data_report import DataReport, data_report
+from fournil.data_report import CLASSES, DataReport, data_report
 from fournil.features import PanelRequests, Vocabulary, from_panel, raw_frame
 from fournil.models import plots
 from fournil.models.backtest import (
@@ -45,8 +46,9 @@ from fournil.models.backtest import (
     pair_fraction,
     run_backtest,
 )
-from fournil.models.estimators import Forecaster, ModelSpec
+from fournil.models.estimators import CANDIDATES, Forecaster, ModelSpec
 from fournil.models.pyfunc import ForecasterModel, write_artifacts
+from fournil.models.selection import SIMPLEST, candidate_table, describe
 from fournil.panel import Panel, load_panel
 from fournil.scores import wape
 from fournil.settings import Settings
@@ -79,6 +81,10 @@ class TrainedVersion:
     wape_linear: float
     wape_noise_floor: float | None
     data_report: DataReport | None = None
+    wape_simplest: float | None = None  # the best of the simplest candidates
+    score: float | None = None  # WAPE + |bias|, what the champion is chosen on
+    score_simplest: float | None = None
+    selection: list[str] | None = None  # which candidate won where, by how much
 
 
 def requirements() -> list[str]:
@@ -169,12 +175,28 @@ def fit_segment(
         fits = fit_backtest(panel, specs, vocab, [*days, final], runner=runner)
     backtest = run_backtest(panel, spec, vocab, config, truth, at=days, fits=fits[:-1])
     model, fallback = fits[-1]
+    if backtest.routes is not None:
+        model = champion_of(model, fallback, backtest.routes)
     p = backtest.predictions
     model.calibrate(p["model"].to_numpy(), p["actual"].to_numpy(), p["horizon"].to_numpy())
     fallback.calibrate(p["linear"].to_numpy(), p["actual"].to_numpy(), p["horizon"].to_numpy())
     interval = model.interval(p["model"].to_numpy(), p["horizon"].to_numpy())
     p["lower"], p["upper"] = interval
     return SegmentFit(segment, panel, vocab, backtest, model, fallback, time.perf_counter() - start)
+
+
+def champion_of(booster: Forecaster, linear: Forecaster, routes: dict[int, str]) -> Forecaster:
+    """The routed champion: the final fits of LightGBM and the linear model, and the routes."""
+    model = Forecaster(
+        spec=booster.spec,
+        vocab=booster.vocab,
+        booster_text=booster.booster_text,
+        linear_coef=linear.linear_coef,
+        linear_intercept=linear.linear_intercept,
+        routes=dict(routes),
+    )
+    model._booster = booster._booster
+    return model
 
 
 def verification_samples(panel: Panel, horizon: int, n_series: int = 12) -> pd.DataFrame:
@@ -248,6 +270,19 @@ def _log_segment(
         metrics["wape_vs_seasonal_naive"] = float(
             overall["wape_model"] / overall["wape_seasonal_naive"]
         )
+        metrics["backtest_bias"] = float(overall["bias_model"])
+        metrics["backtest_score"] = bt.score()
+        for kind in CANDIDATES:
+            if f"wape_{kind}" in overall:
+                metrics[f"backtest_wape_{kind}"] = float(overall[f"wape_{kind}"])
+                metrics[f"backtest_bias_{kind}"] = float(overall[f"bias_{kind}"])
+                metrics[f"backtest_score_{kind}"] = bt.score(kind)
+        simplest = [k for k in SIMPLEST if f"backtest_score_{k}" in metrics]
+        if simplest:
+            metrics["backtest_score_simplest"] = min(
+                metrics[f"backtest_score_{k}"] for k in simplest
+            )
+            metrics["backtest_wape_simplest"] = min(metrics[f"backtest_wape_{k}"] for k in simplest)
         by_horizon = bt.scores("horizon")["wape_model"]
         for h, value in zip(by_horizon.index.tolist(), by_horizon.tolist(), strict=True):
             metrics[f"backtest_wape_h{int(h):02d}"] = float(value)
@@ -260,7 +295,21 @@ def _log_segment(
         mlflow.log_metrics(metrics)
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
+            methods = [m for m in ("model", *CANDIDATES) if m in bt.predictions]
+            decisions = candidate_table(bt.predictions, methods)
+            decisions["candidate"] = decisions["candidate"].replace({"model": "champion"})
+            mlflow.log_table(decisions, "backtest/candidates.json")
+            if bt.selection is not None:
+                mlflow.log_table(bt.selection, "backtest/selection.json")
+                mlflow.log_dict(
+                    {CLASS_NAMES.get(k, "default"): v for k, v in (bt.routes or {}).items()},
+                    "backtest/routes.json",
+                )
+            if len(bt.predictions) <= PREDICTIONS_ARTIFACT_ROWS:
+                _predictions_frame(bt, panel).to_parquet(folder / "predictions.parquet")
+                mlflow.log_artifact(str(folder / "predictions.parquet"), "backtest")
             for file, table in (
+                ("candidates_by_horizon.csv", decisions),
                 ("backtest_by_horizon.csv", bt.scores("horizon")),
                 ("backtest_by_family.csv", bt.scores("family")),
                 ("backtest_by_store.csv", bt.scores("store_id")),
@@ -305,8 +354,23 @@ def _log_segment(
     version = str(info.registered_model_version)
     client.set_registered_model_tag(name, "granularity", granularity)
     client.set_registered_model_tag(name, "segment", fitted.segment or "all")
-    for key in ("backtest_wape", "backtest_wape_seasonal_naive", "backtest_wape_linear"):
-        client.set_model_version_tag(name, version, key, repr(metrics[key]))
+    for key in (
+        "backtest_wape",
+        "backtest_wape_seasonal_naive",
+        "backtest_wape_linear",
+        "backtest_wape_simplest",
+        "backtest_score",
+        "backtest_score_simplest",
+    ):
+        if key in metrics:
+            client.set_model_version_tag(name, version, key, repr(metrics[key]))
+    if fitted.model.routes:
+        client.set_model_version_tag(
+            name,
+            version,
+            "routes",
+            json.dumps({CLASS_NAMES.get(k, "default"): v for k, v in fitted.model.routes.items()}),
+        )
     client.set_model_version_tag(name, version, "data_end", str(panel.end))
     client.set_model_version_tag(name, version, "data_hash", panel.snapshot_hash())
     return TrainedVersion(
@@ -319,7 +383,45 @@ def _log_segment(
         wape_linear=metrics["backtest_wape_linear"],
         wape_noise_floor=metrics.get("backtest_wape_noise_floor"),
         data_report=fitted.data_report,
+        wape_simplest=metrics.get("backtest_wape_simplest"),
+        score=metrics["backtest_score"],
+        score_simplest=metrics.get("backtest_score_simplest"),
+        selection=describe(bt.routes, bt.selection)
+        if bt.routes and bt.selection is not None
+        else None,
     )
+
+
+#: backtests up to this many rows log every forecast (`backtest/predictions.parquet`)
+PREDICTIONS_ARTIFACT_ROWS = 2_000_000
+CLASS_NAMES = {-1: "default", **dict(enumerate(CLASSES))}
+
+
+def _predictions_frame(bt: Backtest, panel: Panel) -> pd.DataFrame:
+    """Every backtest forecast, by store, product, origin and horizon, with each candidate's."""
+    p = bt.predictions
+    out = pd.DataFrame(
+        {
+            "fold": p["fold"].to_numpy(),
+            "store_id": p["store_id"].to_numpy(),
+            "product_id": p["product_id"].to_numpy(),
+            "origin_date": (p["target_date"] - pd.to_timedelta(p["horizon"], unit="D")).dt.date,
+            "horizon": p["horizon"].to_numpy(),
+            "target_date": p["target_date"].dt.date,
+            "actual": p["actual"].to_numpy(),
+            "champion": p["model"].to_numpy(),
+        }
+    )
+    for kind in CANDIDATES:
+        if kind in p:
+            out[kind] = p[kind].to_numpy()
+    if "demand_class" in p:
+        out["demand_class"] = np.asarray(CLASSES)[
+            p["demand_class"].to_numpy(np.int64).clip(0, len(CLASSES) - 1)
+        ]
+    if "expected" in p:
+        out["expected"] = p["expected"].to_numpy()
+    return out
 
 
 def _train_rmse(fitted: SegmentFit, max_rows: int = 50_000) -> float:
@@ -420,6 +522,8 @@ def _fit_all(
         log.info("data: %s", line)
     for warning in report.warnings():
         log.warning(warning)
+    if report.leaks:
+        spec = spec.replace(excluded_plan=report.leaks)
     truth = None
     if truth_path:  # only the days a backtest scores (the whole file is large at a chain's size)
         first = panel.start + dt.timedelta(days=cutoffs(panel, spec, config)[0] + 1)
