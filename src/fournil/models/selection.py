@@ -136,7 +136,10 @@ def describe(routes: dict[int, str], selection: pd.DataFrame) -> list[str]:
     else:
         named = ", ".join(f"{CLASSES[c]}: {k}" for c, k in sorted(routes.items()) if c >= 0)
         lines = [f"by demand class at the origin: {named}; other classes: {routes[-1]}"]
+    every = int(selection["rows"].max()) if len(selection) else 0
     for label, part in selection.groupby("demand_class", sort=False):
+        if label != "all" and int(part["rows"].iloc[0]) == every:
+            continue  # the one class there is: the same choice as over all rows
         chosen = part[part["chosen"]].iloc[0]
         others = part[~part["chosen"]].sort_values("score")
         simplest = part[part["candidate"].isin(SIMPLEST)]["score"].min()
