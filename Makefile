@@ -62,6 +62,10 @@ SIZE ?= S
 bench-scale: install ## The pipeline's stages at a chain's size: SIZE=S|M|L (PostgreSQL; L takes hours)
 	$(RUN) python -m benchmarks.bench_scale --size $(SIZE) $(BENCH_ARGS)
 
+.PHONY: bench-accuracy
+bench-accuracy: install ## Accuracy vs statsforecast and mlforecast on public data (BENCH_ARGS="--datasets m4_daily --quick")
+	$(RUN) --group peers python -m benchmarks.bench_accuracy $(BENCH_ARGS)
+
 .PHONY: db-upgrade
 db-upgrade: install ## Create or migrate the warehouse that DATABASE_URL names
 	$(RUN) fournil db upgrade
@@ -150,7 +154,7 @@ superset-venv: ## Superset's own virtualenv (its pins conflict with ours), cache
 	@want=$$(sha256sum services/superset/requirements.txt | cut -d' ' -f1); \
 	if [ "$$(cat $(SUPERSET_VENV)/.requirements.sha256 2>/dev/null)" != "$$want" ]; then \
 		rm -rf $(SUPERSET_VENV) && $(UV) venv --quiet --python $(PYTHON) $(SUPERSET_VENV) && \
-		$(UV) pip install --quiet --python $(SUPERSET_VENV)/bin/python --no-deps \
+		$(UV) pip install --quiet --no-config --python $(SUPERSET_VENV)/bin/python --no-deps \
 			-r services/superset/requirements.txt && \
 		echo "$$want" > $(SUPERSET_VENV)/.requirements.sha256; \
 	fi
