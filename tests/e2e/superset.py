@@ -206,6 +206,11 @@ def drift(exported: dict[str, Any], expected: dict[str, Any]) -> Iterator[str]:
         yield from _differences(normalized(path, config), normalized(path, got[key][1]), path)
 
 
+#: a dashboard drawn with its charts (a blank grid is about 30 KB), and tries to get one
+RENDERED_BYTES = 50_000
+RENDER_ATTEMPTS = 3
+
+
 def screenshots(base: str, username: str, password: str, folder: Path) -> list[Path]:
     """Log in through the login page in headless Chromium (Debian's), open every dashboard,
     wait until every chart has rendered, and save a full-page PNG per dashboard."""
@@ -230,16 +235,21 @@ def screenshots(base: str, username: str, password: str, folder: Path) -> list[P
                 for n in board["position"].values()
                 if isinstance(n, dict) and n.get("type") == "CHART"
             )
-            page.goto(f"{base}/superset/dashboard/{board['slug']}/?standalone=1")
-            page.wait_for_function(
-                """n => document.querySelectorAll('.chart-slice').length >= n
-                    && !document.querySelector('.loading')""",
-                arg=charts,
-                timeout=120_000,
-            )
-            page.wait_for_timeout(1500)  # echarts animations
             path = folder / f"{board['slug']}.png"
-            page.screenshot(path=str(path), full_page=True)
+            for attempt in range(RENDER_ATTEMPTS):
+                page.goto(f"{base}/superset/dashboard/{board['slug']}/?standalone=1")
+                page.wait_for_function(
+                    """n => document.querySelectorAll('.chart-slice').length >= n
+                        && !document.querySelector('.loading')""",
+                    arg=charts,
+                    timeout=120_000,
+                )
+                page.wait_for_timeout(1500 * (attempt + 1))  # echarts animations
+                page.screenshot(path=str(path), full_page=True)
+                if path.stat().st_size > RENDERED_BYTES:
+                    break
+                # on a loaded machine the grid can still be blank when the slices exist:
+                # open the dashboard again (the caller's size check fails if it never draws)
             saved.append(path)
         browser.close()
     return saved
