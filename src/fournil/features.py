@@ -272,6 +272,16 @@ class Inputs:
     #: each row's demand class at its origin (`data_report.CLASSES`, over the window)
     demand_class: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))
 
+    def take(self, rows: np.ndarray) -> Inputs:
+        """The inputs of some rows (integer positions or a boolean mask)."""
+        return Inputs(
+            X=self.X.iloc[rows].reset_index(drop=True),
+            log_base=self.log_base[rows],
+            naive=self.naive[rows],
+            simple={k: v[rows] for k, v in self.simple.items()},
+            demand_class=self.demand_class[rows],
+        )
+
     def candidate(self, kind: str) -> np.ndarray:
         """The forecast of a simple candidate."""
         if kind == "zero":

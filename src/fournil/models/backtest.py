@@ -46,7 +46,7 @@ from fournil.models.estimators import (
 )
 from fournil.models.selection import route_predictions, select_routes
 from fournil.panel import Panel
-from fournil.scores import wape, wape_bias
+from fournil.scores import bias, wape, wape_bias
 
 log = logging.getLogger("fournil.train")
 
@@ -119,16 +119,6 @@ def pair_fraction(panel: Panel, spec: ModelSpec, cutoffs: list[int], max_rows: i
     n_origins = len(_origins(panel, spec, max(cutoffs), min(cutoffs)))
     full = len(panel.series) * n_origins * spec.horizon
     return 1.0 if full <= max_rows else round(max_rows / full, 6)
-
-
-def _take(inputs: Inputs, keep: np.ndarray) -> Inputs:
-    return Inputs(
-        X=inputs.X[keep].reset_index(drop=True),
-        log_base=inputs.log_base[keep],
-        naive=inputs.naive[keep],
-        simple={k: v[keep] for k, v in inputs.simple.items()},
-        demand_class=inputs.demand_class[keep],
-    )
 
 
 @dataclass
@@ -331,7 +321,7 @@ class Backtest:
             for m in methods:
                 err = part[m].to_numpy() - y
                 out[f"wape_{m}"] = wape(y, part[m].to_numpy())
-                out[f"bias_{m}"] = float(err.sum() / y.sum()) if y.sum() > 0 else np.nan
+                out[f"bias_{m}"] = bias(y, part[m].to_numpy())
                 out[f"rmse_{m}"] = float(np.sqrt(np.mean(err**2)))
             out["rows"] = len(part)
             return pd.Series(out)
@@ -389,7 +379,7 @@ def score_fold(
         inputs, actual, series_rows = from_panel(panel, vocab, req)
         pair, _, h = req.expand()
         ok = np.isfinite(actual)
-        mine = _take(inputs, ok)
+        mine = inputs.take(ok)
         part = {
             "series": series_rows[ok].astype(np.int32),
             "horizon": h[ok].astype(np.int16),

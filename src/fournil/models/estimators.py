@@ -20,6 +20,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from fournil.data_report import CLASSES
 from fournil.features import (
     CATEGORICAL,
     FEATURES,
@@ -138,19 +139,14 @@ class Forecaster:
         out = np.zeros(len(inputs.log_base))
         for kind in kinds:
             rows = np.flatnonzero(chosen == kind)
-            out[rows] = self._predict(str(kind), _take(inputs, rows))
+            out[rows] = self._predict(str(kind), inputs.take(rows))
         return out
 
     def route(self, demand_class: np.ndarray) -> np.ndarray:
         """The candidate kind answering each row (routes[-1]: classes without a route)."""
         assert self.routes is not None
-        table = np.array([self.routes.get(c, self.routes[-1]) for c in range(-1, 5)])
-        return table[np.clip(demand_class.astype(np.int64), -1, 4) + 1]
-
-    @property
-    def kinds(self) -> list[str]:
-        """The candidates this forecaster uses."""
-        return sorted(set(self.routes.values())) if self.routes else [self.spec.kind]
+        table = np.array([self.routes.get(c, self.routes[-1]) for c in range(-1, len(CLASSES))])
+        return table[np.clip(demand_class.astype(np.int64), -1, len(CLASSES) - 1) + 1]
 
     def _predict(self, kind: str, inputs: Inputs) -> np.ndarray:
         if kind in SIMPLE:
@@ -308,13 +304,3 @@ def fit(spec: ModelSpec, vocab: Vocabulary, inputs: Inputs, actual: np.ndarray) 
     if spec.kind == "linear":
         return fit_linear(spec, vocab, _Frame(X, offset, y), [np.ones(len(y), bool)])[0]
     return Forecaster(spec=spec, vocab=vocab)
-
-
-def _take(inputs: Inputs, rows: np.ndarray) -> Inputs:
-    return Inputs(
-        X=inputs.X.iloc[rows].reset_index(drop=True),
-        log_base=inputs.log_base[rows],
-        naive=inputs.naive[rows],
-        simple={k: v[rows] for k, v in inputs.simple.items()},
-        demand_class=inputs.demand_class[rows],
-    )

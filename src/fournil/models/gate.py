@@ -263,7 +263,7 @@ def promote(
         decision.action, decision.champion_after = "promoted", version
         _promote_fallback(client, settings, name, version)
     elif champion is None:
-        decision.fallback_serves = _fallback_serves(client, settings, name, version)
+        decision.fallback_serves = _promote_fallback(client, settings, name, version)
         if decision.fallback_serves:
             decision.reasons.append(
                 f"nothing promoted and no champion: the fallback {decision.fallback_serves} "
@@ -290,10 +290,12 @@ def _candidates(client: MlflowClient, run_id: str | None, tags: dict[str, str]) 
     return out
 
 
-def _fallback_serves(
+def _promote_fallback(
     client: MlflowClient, settings: Settings, name: str, version: str
 ) -> str | None:
-    """With nothing promoted and no champion, the fallback trained with `version` serves."""
+    """The fallback trained with the global model's `version` becomes the fallback's
+    `champion` (it follows a promotion or rollback, or serves when nothing was promoted).
+    Returns it as "name vN" (None: not the global model, or no such fallback)."""
     if name != settings.model_name:
         return None
     fallback = registry.fallback_name(settings)
@@ -302,16 +304,6 @@ def _fallback_serves(
             client.set_registered_model_alias(fallback, registry.CHAMPION, str(fb.version))
             return f"{fallback} v{fb.version}"
     return None
-
-
-def _promote_fallback(client: MlflowClient, settings: Settings, name: str, version: str) -> None:
-    """The fallback trained with the global model follows it to `champion`."""
-    if name != settings.model_name:
-        return
-    fallback = registry.fallback_name(settings)
-    for fb in client.search_model_versions(f"name = '{fallback}'"):
-        if (fb.tags or {}).get("forecaster_version") == version:
-            client.set_registered_model_alias(fallback, registry.CHAMPION, str(fb.version))
 
 
 def champion_history(engine: Engine, name: str) -> list[str]:

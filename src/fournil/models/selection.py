@@ -117,6 +117,11 @@ def select_routes(frame: pd.DataFrame) -> tuple[dict[int, str], pd.DataFrame]:
     return routes, pd.DataFrame(records)
 
 
+def named_routes(routes: dict[int, str]) -> dict[str, str]:
+    """Routes by class name ("default": classes without a route of their own)."""
+    return {CLASSES[k] if k >= 0 else "default": v for k, v in routes.items()}
+
+
 def route_predictions(frame: pd.DataFrame, routes: dict[int, str]) -> np.ndarray:
     """The routed champion's forecast of each backtest row, from the candidates' columns."""
     out = frame[routes[-1]].to_numpy(np.float64).copy()

@@ -48,7 +48,7 @@ from fournil.models.backtest import (
 )
 from fournil.models.estimators import CANDIDATES, Forecaster, ModelSpec
 from fournil.models.pyfunc import ForecasterModel, write_artifacts
-from fournil.models.selection import SIMPLEST, candidate_table, describe
+from fournil.models.selection import SIMPLEST, candidate_table, describe, named_routes
 from fournil.panel import Panel, load_panel
 from fournil.scores import wape
 from fournil.settings import Settings
@@ -302,11 +302,11 @@ def _log_segment(
             if bt.selection is not None:
                 mlflow.log_table(bt.selection, "backtest/selection.json")
                 mlflow.log_dict(
-                    {CLASS_NAMES.get(k, "default"): v for k, v in (bt.routes or {}).items()},
+                    named_routes(bt.routes or {}),
                     "backtest/routes.json",
                 )
             if len(bt.predictions) <= PREDICTIONS_ARTIFACT_ROWS:
-                _predictions_frame(bt, panel).to_parquet(folder / "predictions.parquet")
+                _predictions_frame(bt).to_parquet(folder / "predictions.parquet")
                 mlflow.log_artifact(str(folder / "predictions.parquet"), "backtest")
             for file, table in (
                 ("candidates_by_horizon.csv", decisions),
@@ -369,7 +369,7 @@ def _log_segment(
             name,
             version,
             "routes",
-            json.dumps({CLASS_NAMES.get(k, "default"): v for k, v in fitted.model.routes.items()}),
+            json.dumps(named_routes(fitted.model.routes)),
         )
     client.set_model_version_tag(name, version, "data_end", str(panel.end))
     client.set_model_version_tag(name, version, "data_hash", panel.snapshot_hash())
@@ -394,10 +394,9 @@ def _log_segment(
 
 #: backtests up to this many rows log every forecast (`backtest/predictions.parquet`)
 PREDICTIONS_ARTIFACT_ROWS = 2_000_000
-CLASS_NAMES = {-1: "default", **dict(enumerate(CLASSES))}
 
 
-def _predictions_frame(bt: Backtest, panel: Panel) -> pd.DataFrame:
+def _predictions_frame(bt: Backtest) -> pd.DataFrame:
     """Every backtest forecast, by store, product, origin and horizon, with each candidate's."""
     p = bt.predictions
     out = pd.DataFrame(
