@@ -142,8 +142,48 @@ class ApiSettings(_Group):
     )
     key_cache_seconds: float = Field(
         10.0,
+        gt=0,
+        description="How often the API reloads its table of active keys: a new key works, and "
+        "a revoked one stops working, within this (a new key also within a second of its "
+        "first use).",
+    )
+    key_stale_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="How long the last key table keeps answering while the warehouse is down; "
+        "past it, requests get 503.",
+    )
+    auth_failures_per_minute: int = Field(
+        30,
+        ge=1,
+        description="Failed authentications allowed per client address and minute (a burst of "
+        "as many); past it the address gets 429 whatever key it presents.",
+    )
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="A request's headers must arrive within this (slow clients)."
+    )
+    body_timeout_seconds: float = Field(
+        30.0, gt=0, description="A request's body must arrive within this after its headers."
+    )
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1",
+        description="Proxies whose X-Forwarded-For is trusted for the client address (the "
+        "failed-auth throttle): comma-separated addresses, or * (compose: only the proxy "
+        "reaches the API).",
+    )
+    warehouse_timeout_seconds: float = Field(
+        5.0, gt=0, description="Connect timeout of the API's warehouse connections."
+    )
+    log_flush_seconds: float = Field(
+        2.0,
+        gt=0,
+        description="The prediction log is written at least this often (and every 500 rows).",
+    )
+    log_spill_mb: float = Field(
+        100.0,
         ge=0,
-        description="How long a verified API key is cached: a revocation takes effect within it.",
+        description="Prediction log rows the warehouse cannot take are kept in a local file "
+        "under FOURNIL_HOME/api up to this size, and written when it is back.",
     )
 
 

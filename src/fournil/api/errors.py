@@ -16,6 +16,12 @@ from fournil.api.schemas import ErrorBody
 log = logging.getLogger("fournil.api")
 
 
+def describe(exc: BaseException) -> str:
+    """An exception on one line, for logs and metrics labels, never for a response body."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
 class ApiError(Exception):
     def __init__(
         self,
@@ -74,12 +80,18 @@ async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse
 
 
 async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    code = {413: "too_large", 404: "not_found", 405: "method_not_allowed"}
-    return error_response(exc.status_code, code.get(exc.status_code, "http_error"), str(exc.detail))
+    code = {413: "too_large", 404: "not_found", 405: "method_not_allowed", 408: "request_timeout"}
+    return error_response(
+        exc.status_code,
+        code.get(exc.status_code, "http_error"),
+        str(exc.detail),
+        None,
+        dict(exc.headers or {}),
+    )
 
 
 async def db_error(request: Request, exc: SQLAlchemyError) -> JSONResponse:
-    log.warning("database error: %s", str(exc).splitlines()[0])
+    log.warning("database error: %s", describe(exc))
     return error_response(
         503,
         "warehouse_unavailable",

@@ -7,15 +7,20 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import logging
 import secrets
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from cachetools import TTLCache
 from pydantic import SecretStr
 from sqlalchemy import Engine, insert, select, update
 
+from fournil.api.errors import describe
 from fournil.db.schema import api_keys
+
+log = logging.getLogger("fournil.api")
 
 SCOPES = ("forecasts:read", "predict", "admin")
 
@@ -80,68 +85,116 @@ def _parse(presented: str) -> tuple[str, str] | None:
     return parts[1], parts[2]
 
 
-def _active(engine: Engine, key_id: str) -> tuple[str, KeyInfo] | None:
-    """(stored hash, identity) of an unrevoked key."""
+class KeysUnavailable(Exception):
+    """The key table never loaded, or is older than its stale limit (the warehouse is down)."""
+
+
+@dataclass(frozen=True)
+class _Stored:
+    key_hash: str
+    info: KeyInfo
+
+
+def _active_keys(engine: Engine) -> dict[str, _Stored]:
     with engine.connect() as conn:
-        row = (
-            conn.execute(
-                select(api_keys).where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
-            )
-            .mappings()
-            .first()
+        rows = conn.execute(
+            select(
+                api_keys.c.key_id, api_keys.c.name, api_keys.c.key_hash, api_keys.c.scopes
+            ).where(api_keys.c.revoked_at.is_(None))
+        ).all()
+    return {
+        str(r.key_id): _Stored(
+            str(r.key_hash),
+            KeyInfo(key_id=str(r.key_id), name=str(r.name), scopes=frozenset(r.scopes)),
         )
-    if row is None:
-        return None
-    info = KeyInfo(key_id=key_id, name=str(row["name"]), scopes=frozenset(row["scopes"]))
-    return str(row["key_hash"]), info
+        for r in rows
+    }
 
 
-def _check(
-    stored: tuple[str, KeyInfo] | None, secret: str, secret_key: SecretStr
-) -> KeyInfo | None:
-    if stored is None or not hmac.compare_digest(stored[0], _digest(secret, secret_key)):
-        return None
-    return stored[1]
+class KeyTable:
+    """Every active key (id, HMAC of the secret, scopes), held in memory and reloaded from the
+    warehouse every `refresh_seconds` (sooner, at most once a second, after an unknown id:
+    a key just created works within a second of its first use). Verifying a key is then pure
+    computation, the same for an unknown id as for a wrong secret (one HMAC, one constant-time
+    comparison): no warehouse read per request, nothing to time.
 
-
-class KeyCache:
-    """Key verification, with the warehouse lookup cached per key id for `ttl` seconds (also when
-    the id is unknown, so a flood of bogus keys costs one query per id and TTL). A revocation
-    takes effect within `ttl`. The secret is checked against the stored hash (keyed by
-    `secret_key`) on every call."""
+    While the warehouse is down the last table keeps answering (revoked keys stay revoked,
+    a revocation made during the outage takes effect at the first reload after it), for at
+    most `stale_seconds`; past that, or before the first load, `verify` raises KeysUnavailable.
+    """
 
     def __init__(
-        self, engine: Engine, secret_key: SecretStr, ttl: float, maxsize: int = 100_000
+        self,
+        engine: Engine,
+        secret_key: SecretStr,
+        refresh_seconds: float,
+        stale_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.engine, self.secret_key = engine, secret_key
-        self.cache: TTLCache[str, tuple[str, KeyInfo] | None] | None = (
-            TTLCache(maxsize=maxsize, ttl=ttl) if ttl > 0 else None
-        )
-        self.lock = threading.Lock()
+        self.refresh_seconds, self.stale_seconds = refresh_seconds, stale_seconds
+        self.clock = clock
+        self.keys: dict[str, _Stored] = {}
+        self.loaded_at: float | None = None
+        self.error: str | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._dummy = _digest(secrets.token_urlsafe(24), secret_key)
 
-    def cached(self, presented: str) -> tuple[bool, KeyInfo | None]:
-        """(found in cache, identity): no I/O, safe on the event loop."""
-        parsed = _parse(presented)
-        if parsed is None:
-            return True, None
-        if self.cache is None:
-            return False, None
-        with self.lock:
-            try:
-                stored = self.cache[parsed[0]]
-            except KeyError:
-                return False, None
-        return True, _check(stored, parsed[1], self.secret_key)
+    @property
+    def loaded(self) -> bool:
+        return self.loaded_at is not None
+
+    def load(self) -> bool:
+        """Reload the table. Never raises: on a warehouse error the last table stays."""
+        try:
+            keys = _active_keys(self.engine)
+        except Exception as exc:
+            error = type(exc).__name__
+            if error != self.error:
+                log.warning("API keys not reloaded, keeping the last table: %s", describe(exc))
+            self.error = error
+            return False
+        if self.error is not None:
+            log.info("API keys reloaded (%d active)", len(keys))
+        self.keys, self.loaded_at, self.error = keys, self.clock(), None  # one reference swap
+        return True
 
     def verify(self, presented: str) -> KeyInfo | None:
-        """Reads the warehouse (blocking) for a key id not in the cache."""
-        hit, info = self.cached(presented)
-        if hit:
-            return info
+        """The key's identity, or None (malformed, unknown, wrong secret or revoked)."""
+        if self.loaded_at is None or self.clock() - self.loaded_at > self.stale_seconds:
+            raise KeysUnavailable()
         parsed = _parse(presented)
-        assert parsed is not None
-        stored = _active(self.engine, parsed[0])
-        if self.cache is not None:
-            with self.lock:
-                self.cache[parsed[0]] = stored
-        return _check(stored, parsed[1], self.secret_key)
+        key_id, secret = parsed if parsed is not None else ("", presented)
+        stored = self.keys.get(key_id)
+        match = hmac.compare_digest(
+            stored.key_hash if stored is not None else self._dummy,
+            _digest(secret, self.secret_key),
+        )
+        if stored is None or not match:
+            # maybe a key created (or a secret rotated) since the last load: reload soon; the
+            # same for an unknown id as for a wrong secret, and never waited for
+            self._wake.set()
+            return None
+        return stored.info
+
+    def start_polling(self) -> threading.Thread:
+        def loop() -> None:
+            while not self._stop.is_set():
+                interval = self.refresh_seconds if self.loaded and self.error is None else 1.0
+                self._wake.wait(interval)
+                if self._stop.is_set():
+                    return
+                woken = self._wake.is_set()
+                self._wake.clear()
+                self.load()
+                if woken:  # at most one extra load per second, whatever the flood of bogus ids
+                    self._stop.wait(1.0)
+
+        thread = threading.Thread(target=loop, name="key-table", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()

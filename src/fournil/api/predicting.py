@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 
 from fournil.api import telemetry
 from fournil.api.inputs import InputError, Row, raw_inputs
+from fournil.api.prediction_log import PredictionLog
 from fournil.api.serving import ModelHolder
 from fournil.api.tables import Snapshot
 
@@ -38,9 +39,7 @@ class Answer:
 
 
 class Predictor:
-    def __init__(
-        self, engine: Engine, holder: ModelHolder, log: telemetry.PredictionLog | None
-    ) -> None:
+    def __init__(self, engine: Engine, holder: ModelHolder, log: PredictionLog | None) -> None:
         self.engine, self.holder, self.log = engine, holder, log
 
     def __call__(self, jobs: list[Job]) -> list[Answer | InputError]:

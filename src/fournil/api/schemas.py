@@ -2,11 +2,40 @@
 response the data routes send."""
 
 import datetime as dt
-from typing import Any
+import re
+from typing import Annotated, Any
 
 import orjson
 from fastapi import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+#: the dates a request may name: plausible for sales, and far from the calendar's ends, so no
+#: date arithmetic on them can overflow (the data's own range is checked against the warehouse)
+MIN_DATE, MAX_DATE = dt.date(2000, 1, 1), dt.date(2099, 12, 31)
+MAX_ID = 2_147_483_647
+
+
+def _whole_number(value: Any) -> Any:
+    """An id: a JSON integer or, in a query string, ASCII digits; never true, 1.0 or "1_0"."""
+    if isinstance(value, bool) or not (
+        isinstance(value, int) or (isinstance(value, str) and value.isascii() and value.isdigit())
+    ):
+        raise ValueError("must be a whole number")
+    return int(value)
+
+
+def _iso_date(value: Any) -> Any:
+    """A date: a string YYYY-MM-DD; never a number (seconds since 1970) nor a timestamp."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if not (isinstance(value, str) and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value)):
+        raise ValueError("must be a date, YYYY-MM-DD")
+    return value
+
+
+QueryId = Annotated[int, BeforeValidator(_whole_number), Field(ge=1, le=MAX_ID)]
+BodyId = Annotated[int, Field(ge=1, le=MAX_ID, strict=True)]  # a JSON integer: not "1", 1.0, true
+Day = Annotated[dt.date, BeforeValidator(_iso_date), Field(ge=MIN_DATE, le=MAX_DATE)]
 
 
 class ErrorDetail(BaseModel):
@@ -34,10 +63,10 @@ class Forecast(BaseModel):
 
 class ForecastQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    store_id: int = Field(ge=1, le=2_147_483_647)
-    product_id: int | None = Field(None, ge=1, le=2_147_483_647, description="default: all")
-    start: dt.date | None = Field(None, description="first target date (default: the first)")
-    end: dt.date | None = Field(None, description="last target date (default: the last)")
+    store_id: QueryId
+    product_id: QueryId | None = Field(None, description="default: all")
+    start: Day | None = Field(None, description="first target date (default: the first)")
+    end: Day | None = Field(None, description="last target date (default: the last)")
     page: int = Field(1, ge=1, le=100_000)
     page_size: int = Field(100, ge=1, le=1000)
 
@@ -58,12 +87,19 @@ class PredictRow(BaseModel):
             ]
         },
     )
-    store_id: int = Field(ge=1, le=2_147_483_647)
-    product_id: int = Field(ge=1, le=2_147_483_647)
-    date: dt.date = Field(description="the day to predict")
-    price: float | None = Field(None, gt=0, le=1000, description="planned price (default: regular)")
-    promo: bool | None = Field(None, description="planned promotion (default: none)")
-    siblings_on_promo: int | None = Field(None, ge=0, le=1000)
+    store_id: BodyId
+    product_id: BodyId
+    date: Day = Field(description="the day to predict")
+    price: float | None = Field(
+        None,
+        ge=0.01,
+        le=1000,
+        strict=True,
+        allow_inf_nan=False,
+        description="planned price (default: regular)",
+    )
+    promo: bool | None = Field(None, strict=True, description="planned promotion (default: none)")
+    siblings_on_promo: int | None = Field(None, ge=0, le=1000, strict=True)
 
 
 class PredictRequest(BaseModel):

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from fournil import registry
+from fournil.api.errors import describe
 from fournil.api.polling import poll
 from fournil.features import Vocabulary
 from fournil.models.estimators import Forecaster, ModelSpec
@@ -81,7 +82,9 @@ class ModelHolder:
             {},
         )
         self.fallback: Served = NAIVE
-        self.registry_error: str | None = None
+        self.registry_error: str | None = None  # for logs only
+        self.sample: pd.DataFrame | None = None  # raw inputs of one row, to warm models with
+        self.warmed = False
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="predict")
         self.on_load: list = []  # callbacks(served) for metrics
@@ -93,15 +96,19 @@ class ModelHolder:
             client = registry.configure(self.settings)
             champions = registry.routing(client, self.settings, registry.CHAMPION)
             challengers = registry.routing(client, self.settings, registry.CHALLENGER)
-            wanted = {"champion": champions.default, "challenger": challengers.default}
+            challenger = challengers.default
+            if challenger is not None and challenger == champions.default:
+                challenger = None  # a promoted challenger is just the champion
+            wanted = {"champion": champions.default, "challenger": challenger}
             for arm, ref in wanted.items():
                 current = getattr(self, arm)
                 if ref is None:
-                    if arm == "challenger":
+                    if arm == "challenger" and current is not None:
+                        log.info("challenger %s v%s retired", current.name, current.version)
                         self.challenger = None
                     continue
                 if current is None or current.version != ref.version:
-                    served = _load(client, ref.name, ref.version)
+                    served = self._warm(_load(client, ref.name, ref.version))
                     setattr(self, arm, served)  # one reference swap: in-flight requests finish
                     self._loaded(arm, served)
             segments = {}
@@ -113,31 +120,54 @@ class ModelHolder:
                 ):
                     segments[value] = current
                 else:
-                    segments[value] = _load(client, ref.name, ref.version)
+                    segments[value] = self._warm(_load(client, ref.name, ref.version))
                     log.info("segment %s champion now %s v%s", value, ref.name, ref.version)
             self.segments = segments  # one reference swap
             by_ref = {ref: segments[value] for value, ref in champions.by_segment.items()}
             if champions.default is not None and self.champion is not None:
                 by_ref[champions.default] = self.champion
             self._routed = (champions, by_ref)
-            if (
-                self.challenger
-                and self.champion
-                and self.challenger.version == self.champion.version
-            ):
-                self.challenger = None  # a promoted challenger is just the champion
             fb_name = registry.fallback_name(self.settings)
             fb_version = registry.alias_version(client, fb_name, registry.CHAMPION)
             if fb_version and (
                 self.fallback.name != fb_name or self.fallback.version != fb_version
             ):
-                self.fallback = _load(client, fb_name, fb_version)
+                self.fallback = self._warm(_load(client, fb_name, fb_version))
+                log.info("fallback now %s v%s", fb_name, fb_version)
+            if self.registry_error is not None:
+                log.info("registry reachable again")
             self.registry_error = None
         except Exception as exc:
-            self.registry_error = (
-                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            )
-            log.warning("registry unavailable, keeping the loaded models: %s", self.registry_error)
+            error = describe(exc)
+            if error != self.registry_error:  # log a change, not every poll of an outage
+                log.warning("registry unavailable, keeping the loaded models: %s", error)
+            self.registry_error = error
+
+    # --- warming -----------------------------------------------------------------------
+    def warm(self, sample: pd.DataFrame) -> None:
+        """Predict `sample` (raw inputs of one row) with every loaded model, so the first
+        request after start or after a swap is not the one that pays for cold code paths (and
+        answered by the fallback for running over its budget); later loads are warmed with the
+        same sample before they serve."""
+        self.sample = sample
+        self._pool.submit(int).result()  # the pool's first thread
+        for served in {id(s): s for s in self._all()}.values():
+            self._warm(served)
+        self.warmed = True
+
+    def _all(self) -> list[Served]:
+        arms = [self.champion, self.challenger, self.fallback, *self.segments.values()]
+        return [s for s in arms if s is not None]
+
+    def _warm(self, served: Served) -> Served:
+        if self.sample is not None:
+            try:
+                served.forecaster.predict_raw(self.sample)
+            except Exception as exc:
+                log.warning(
+                    "warm-up of %s v%s failed: %s", served.name, served.version, describe(exc)
+                )
+        return served
 
     def _loaded(self, arm: str, served: Served) -> None:
         for callback in self.on_load:
@@ -154,9 +184,10 @@ class ModelHolder:
     # --- state -----------------------------------------------------------------------
     @property
     def degraded_reason(self) -> str | None:
+        """Why the fallback answers everything, in words safe to show anyone (details: logs)."""
         if self.champion is None and not self.segments:
-            why = self.registry_error or f"no champion for {self.settings.model_name}"
-            return f"serving the fallback ({self.fallback.name}): {why}"
+            why = "registry unreachable" if self.registry_error else "no champion"
+            return f"serving the fallback model {self.fallback.name}: {why}"
         return None
 
     # --- predicting ------------------------------------------------------------------

@@ -24,6 +24,9 @@ class Check:
     detail: str
 
 
+KEY_WAIT_SECONDS = 5.0
+
+
 def _describe(response: httpx.Response) -> str:
     return f"HTTP {response.status_code}: {response.text[:200]}"
 
@@ -60,7 +63,13 @@ def run_smoke(url: str, key: str, store_id: int, wait_seconds: float = 120.0) ->
             )
         )
 
+        # a key created just before (the temporary one) is known to the API a second after
+        # its first use at the latest (its key table reloads then)
+        key_deadline = time.monotonic() + KEY_WAIT_SECONDS
         model = client.get("/v1/models/current", headers=headers)
+        while model.status_code == 401 and time.monotonic() < key_deadline:
+            time.sleep(0.5)
+            model = client.get("/v1/models/current", headers=headers)
         if model.status_code != 200:
             checks.append(Check("forecasts", False, "/v1/models/current " + _describe(model)))
             return checks

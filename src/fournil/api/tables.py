@@ -26,8 +26,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import DBAPIError, OperationalError
 
+from fournil.api.errors import describe
 from fournil.api.polling import poll
+from fournil.db.migrate import SchemaNotCurrentError, require_current
 from fournil.db.schema import etl_runs, forecasts, products, stores
 from fournil.features import WINDOW
 from fournil.forecast import last_sales_date
@@ -219,6 +222,7 @@ class Snapshot:
     forecasts: ForecastTable
     built_seconds: float
     absent_days: str | None = None  # settings.absent_days, for windows loaded on demand
+    built_at: float = 0.0  # time.time() when built
 
     def history_covers(self, origin: dt.date) -> bool:
         """Whether the panel holds the WINDOW days of history up to `origin`."""
@@ -250,7 +254,9 @@ class ServingTables:
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self.engine, self.settings = engine, settings
         self.snapshot: Snapshot = EMPTY
-        self.error: str | None = None
+        self.error: str | None = None  # the last refresh's error, for logs
+        self.public_error: str | None = None  # the same, safe to show anyone
+        self.failing_since: float | None = None  # time.time() of the first failed refresh
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.on_build: list[Any] = []  # callbacks(snapshot), for metrics
@@ -304,24 +310,27 @@ class ServingTables:
             forecasts=table,
             built_seconds=time.perf_counter() - started,
             absent_days=self.settings.absent_days,
+            built_at=time.time(),
         )
 
     def refresh(self) -> bool:
         """Rebuild if the warehouse changed. True if rebuilt. Never raises: on a warehouse error
-        the current tables stay in service."""
+        the current tables stay in service. Before the first load the schema must be current
+        (the API never migrates: `fournil db upgrade` does)."""
         with self._lock:
             try:
+                if not self.snapshot.fingerprint:
+                    require_current(self.engine)
                 fingerprint = self.fingerprint()
                 if fingerprint == self.snapshot.fingerprint:
-                    self.error = None
+                    self._ok()
                     return False
                 snapshot = self.build(fingerprint)
             except Exception as exc:
-                self.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                log.warning("serving tables not refreshed: %s", self.error)
+                self._failed(exc)
                 return False
             self.snapshot = snapshot  # one reference swap
-            self.error = None
+            self._ok()
         log.info(
             "serving tables rebuilt in %.2f s: %d series, %d forecasts",
             snapshot.built_seconds,
@@ -332,10 +341,34 @@ class ServingTables:
             callback(snapshot)
         return True
 
+    def _failed(self, exc: Exception) -> None:
+        error = describe(exc)
+        if error != self.error:  # log a change, not every poll of an outage
+            log.warning("serving tables not refreshed (serving what is loaded): %s", error)
+        self.error = error
+        if isinstance(exc, SchemaNotCurrentError):
+            self.public_error = "warehouse schema not current"
+        elif isinstance(exc, OperationalError | DBAPIError):
+            self.public_error = "warehouse unreachable"
+        else:
+            self.public_error = "warehouse read failed"
+        if self.failing_since is None:
+            self.failing_since = time.time()
+
+    def _ok(self) -> None:
+        if self.error is not None:
+            log.info("serving tables: warehouse reachable again")
+        self.error = self.public_error = self.failing_since = None
+
+    def poll_seconds(self) -> float:
+        """The polling interval: every second until loaded or while failing (to notice the
+        warehouse's return at once), else `FOURNIL_API_TABLES_POLL_SECONDS`."""
+        if not self.snapshot.fingerprint or self.error is not None:
+            return min(1.0, self.settings.api.tables_poll_seconds)
+        return self.settings.api.tables_poll_seconds
+
     def start_polling(self) -> None:
-        poll(
-            lambda: self.settings.api.tables_poll_seconds, self.refresh, self._stop, "tables-poller"
-        )
+        poll(self.poll_seconds, self.refresh, self._stop, "tables-poller")
 
     def stop(self) -> None:
         self._stop.set()

@@ -1,16 +1,13 @@
-"""API metrics (Prometheus) and the asynchronous prediction log.
+"""API metrics (Prometheus); the prediction log's are in `prediction_log`.
 
 Metrics are multi-worker safe: with PROMETHEUS_MULTIPROC_DIR set (as `fournil api serve` does
 for several workers), every worker writes its samples there and /metrics aggregates them.
-The prediction log is written by a background thread in batches, never on a request's path.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import queue
-import threading
 
 from prometheus_client import (
     CollectorRegistry,
@@ -20,9 +17,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine
 
-from fournil.db.schema import prediction_log
 from fournil.prometheus import PipelineCollector
 
 log = logging.getLogger("fournil.api")
@@ -73,7 +69,6 @@ BATCH_ROWS = Histogram(
     "Rows per model call (concurrent /v1/predict requests are batched)",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
 )
-LOG_DROPPED = Counter("fournil_api_prediction_log_dropped_total", "Log rows dropped (queue full)")
 
 
 def exposition(engine: Engine) -> bytes:
@@ -89,51 +84,3 @@ def exposition(engine: Engine) -> bytes:
     pipeline = CollectorRegistry()
     pipeline.register(PipelineCollector(engine))
     return output + generate_latest(pipeline)
-
-
-class PredictionLog:
-    """Queue + background writer: batches of up to 500 rows, at least every second."""
-
-    def __init__(self, engine: Engine, max_queue: int = 100_000) -> None:
-        self.engine = engine
-        self.queue: queue.Queue[dict[str, object] | None] = queue.Queue(maxsize=max_queue)
-        self.thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
-        self.thread.start()
-
-    def add(self, rows: list[dict[str, object]]) -> None:
-        for row in rows:
-            try:
-                self.queue.put_nowait(row)
-            except queue.Full:
-                LOG_DROPPED.inc()
-
-    def _flush(self, batch: list[dict[str, object]]) -> None:
-        if not batch:
-            return
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(insert(prediction_log), batch)
-        except Exception:
-            log.exception("could not write %d prediction log rows", len(batch))
-            LOG_DROPPED.inc(len(batch))
-
-    def _run(self) -> None:
-        batch: list[dict[str, object]] = []
-        while True:
-            try:
-                item = self.queue.get(timeout=1.0)
-            except queue.Empty:
-                self._flush(batch)
-                batch = []
-                continue
-            if item is None:
-                self._flush(batch)
-                return
-            batch.append(item)
-            if len(batch) >= 500:
-                self._flush(batch)
-                batch = []
-
-    def close(self) -> None:
-        self.queue.put(None)
-        self.thread.join(timeout=10)

@@ -15,10 +15,14 @@ app = typer.Typer(help="The HTTP API.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys (only their hash is stored).", no_args_is_help=True)
 
 
-def app_factory() -> FastAPI:  # uvicorn --factory entry point
+def app_factory() -> FastAPI:  # uvicorn --factory entry point, called in each worker
     from fournil.api.app import create_app
+    from fournil.api.server import configure
+    from fournil.settings import get_settings
 
-    return create_app()
+    settings = get_settings()
+    configure(settings)
+    return create_app(settings)
 
 
 @app.command()
@@ -29,13 +33,15 @@ def serve(
         None, min=1, help="Worker processes (default: FOURNIL_API_WORKERS)."
     ),
 ) -> None:
-    """Serve the API with uvicorn (the champion is loaded before traffic is accepted)."""
+    """Serve the API with uvicorn. It starts without the warehouse (or with its schema behind):
+    /health answers at once, /ready says why it is not ready until the warehouse is there and
+    current (`fournil db upgrade` migrates it; the API never does)."""
     import uvicorn
 
+    from fournil.api.server import uvicorn_options
     from fournil.settings import get_settings
 
     settings = get_settings()
-    warehouse(settings).dispose()  # the schema must be current: `fournil db upgrade` migrates
     workers = workers or settings.api.workers
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="fournil-metrics-")
@@ -45,8 +51,7 @@ def serve(
         host=host or settings.api.host,
         port=port or settings.api.port,
         workers=workers,
-        log_level="warning",
-        access_log=False,  # keys travel in headers; nothing about them is logged
+        **uvicorn_options(settings),  # type: ignore[arg-type]
     )
 
 
