@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,9 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import uvicorn
+from fastapi import FastAPI
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.engine import make_url
 
+from fournil.api.server import uvicorn_options
 from fournil.db.schema import etl_runs, quarantine, sales
 from fournil.etl.runner import FileResult
 
@@ -130,8 +134,10 @@ def server_process(
 
 
 def api_contract(openapi_url: str, key: str, examples: int) -> subprocess.CompletedProcess[str]:
-    """schemathesis over the API's OpenAPI schema: no server error, responses and status codes
-    as documented; bounded in examples and time for CI, seeded so a run can be replayed."""
+    """schemathesis over the API's OpenAPI schema, with valid and invalid data (`--mode all`) and
+    in every phase, stateful included: no server error, invalid data rejected with a 4xx,
+    responses and status codes as documented; bounded in examples and time for CI, seeded so a
+    run can be replayed."""
     cli = shutil.which("schemathesis") or str(Path(sys.executable).parent / "schemathesis")
     return subprocess.run(
         [
@@ -139,7 +145,10 @@ def api_contract(openapi_url: str, key: str, examples: int) -> subprocess.Comple
             "run",
             openapi_url,
             "--checks",
-            "not_a_server_error,response_schema_conformance,status_code_conformance",
+            "not_a_server_error,response_schema_conformance,status_code_conformance,"
+            "negative_data_rejection",
+            "--mode",
+            "all",
             "--max-examples",
             str(examples),
             "--header",
@@ -147,7 +156,7 @@ def api_contract(openapi_url: str, key: str, examples: int) -> subprocess.Comple
             "--request-timeout",
             "20",
             "--phases",
-            "examples,coverage,fuzzing",
+            "examples,coverage,fuzzing,stateful",
             "--seed",
             "1",
         ],
@@ -156,3 +165,24 @@ def api_contract(openapi_url: str, key: str, examples: int) -> subprocess.Comple
         timeout=540,
         check=False,
     )
+
+
+class _Server(uvicorn.Server):
+    def install_signal_handlers(self) -> None:  # running in a thread
+        pass
+
+
+def serve(app: FastAPI, port: int) -> Iterator[str]:
+    """`app` served as `fournil api serve` serves it (the same uvicorn options), in a thread."""
+    options = uvicorn_options(app.state.settings)
+    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, **options))  # type: ignore[arg-type]
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)

@@ -17,14 +17,11 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from sqlalchemy import Engine, delete, insert, select
 
 from fournil.api.app import create_app
 from fournil.api.inputs import Row, raw_inputs
 from fournil.api.keys import create_key, revoke_key
-from fournil.api.server import uvicorn_options
 from fournil.api.serving import ModelHolder
 from fournil.api.tables import (
     ForecastTable,
@@ -44,7 +41,7 @@ from fournil.models.pyfunc import EXPECTED_PREFIX
 from fournil.models.training import train
 from fournil.settings import Settings, get_settings, reset_settings_cache
 from tests.conftest import END_DATE
-from tests.integration.helpers import api_contract, free_port, server_process
+from tests.integration.helpers import api_contract, free_port, serve, server_process
 
 SPEC = ModelSpec(num_boost_round=30, train_days=200, origin_stride=3, horizon=7)
 WORSE = SPEC.replace(num_boost_round=2, num_leaves=2, learning_rate=0.01)
@@ -68,27 +65,6 @@ class Api:
     def post(self, path: str, body: object, key: str | None = "predict") -> httpx.Response:
         headers = {"X-API-Key": self.keys[key]} if key else {}
         return httpx.post(self.url + path, json=body, headers=headers, timeout=30)
-
-
-class _Server(uvicorn.Server):
-    def install_signal_handlers(self) -> None:  # running in a thread
-        pass
-
-
-def serve(app: FastAPI, port: int) -> Iterator[str]:
-    """`app` served as `fournil api serve` serves it (the same uvicorn options), in a thread."""
-    options = uvicorn_options(app.state.settings)
-    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, **options))  # type: ignore[arg-type]
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
