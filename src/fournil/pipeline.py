@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from fournil.etl.contract import Kind
+    from fournil.etl.dialect import DialectOptions
     from fournil.etl.runner import FileResult, ProgressCallback
     from fournil.forecast import ForecastResult
     from fournil.models.gate import Decision
@@ -116,7 +117,7 @@ class IngestResult:
         ]
 
 
-def new_drops(engine: Engine, landing: Path) -> list[tuple[Path, Kind]]:
+def new_drops(engine: Engine, landing: Path) -> list[tuple[Path, Kind | None]]:
     """The drop files in the landing folder not loaded successfully yet (by content digest),
     masters first; none if the folder is empty (it is created if missing)."""
     from fournil.etl.readers import file_sha256
@@ -133,14 +134,16 @@ def load_drop(
     engine: Engine,
     settings: Settings,
     path: Path,
-    kind: Kind,
+    kind: Kind | None,
     batch_id: str,
     on_progress: ProgressCallback | None = None,
+    options: DialectOptions | None = None,
 ) -> FileResult:
-    """Validate and load one drop file in one transaction (bad rows to the quarantine)."""
+    """Validate and load one drop file in one transaction (bad rows to the quarantine); a file
+    of no kind (None) is logged as a failed run saying why."""
     from fournil.etl.runner import load_file
 
-    return load_file(engine, path, kind, batch_id, settings, on_progress)
+    return load_file(engine, path, kind, batch_id, settings, on_progress, options)
 
 
 def alert_on_ingest(settings: Settings, result: IngestResult) -> None:
@@ -165,6 +168,7 @@ def ingest(
     kind: Kind | None = None,
     alert: bool = True,
     on_progress: ProgressCallback | None = None,
+    options: DialectOptions | None = None,
 ) -> IngestResult:
     """Load the drops under `source` (a folder, or with `only_new=False` also a single file):
     only those not loaded yet (`only_new`, what the daily ETL does), or all of them. Never
@@ -172,9 +176,9 @@ def ingest(
     nothing to load at an explicit `source` (`only_new=False`)."""
     from fournil.etl.runner import discover
 
-    drops = new_drops(engine, source) if only_new else discover(source, kind)
+    drops = new_drops(engine, source) if only_new else discover(source, kind, options)
     batch_id = str(uuid.uuid4())
-    files = [load_drop(engine, settings, p, k, batch_id, on_progress) for p, k in drops]
+    files = [load_drop(engine, settings, p, k, batch_id, on_progress, options) for p, k in drops]
     result = IngestResult(source, files, batch_id)
     if alert:
         alert_on_ingest(settings, result)

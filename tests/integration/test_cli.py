@@ -68,8 +68,8 @@ def test_generate_then_etl_then_rerun(tmp_path: Path, migrated: Path) -> None:
     [
         (b"", "empty file (0 bytes)"),
         (
-            b"date;store_id;product_id;units_sold;price;promo\n2026-01-01;1;1;1;1;0\n",
-            "wrong delimiter",
+            b"date;store_id;product_id;units_sold;price;promo\n01/02/2026;1;1;1;1;0\n",
+            "ambiguous dates",
         ),
     ],
 )

@@ -131,14 +131,14 @@ FILE_CASES = [
     ("empty_file", "", "empty file (0 bytes)"),
     ("header_only", f"{SALES_HEADER}\n", "no data rows (header only)"),
     (
-        "wrong_delimiter",
-        f"{SALES_HEADER.replace(',', ';')}\n{GOOD.replace(',', ';')}\n",
-        "wrong delimiter: columns are separated by semicolons, expected commas",
+        "ambiguous_dates",  # no day over 12: dd/mm or mm/dd cannot be told
+        f"{SALES_HEADER}\n01/05/2026,1,1,3,1.2,0,0\n02/05/2026,1,1,3,1.2,0,0\n",
+        "ambiguous dates: '01/05/2026' reads as dd/mm/yyyy and as mm/dd/yyyy",
     ),
     (
-        "non_utf8",
-        f"{SALES_HEADER}\n{GOOD}\n".encode() + b"2026-05-02,1,1,3,1.2,0,0 caf\xe9\n",
-        "not UTF-8: byte 0xE9 on line 3",
+        "no_columns_in_any_delimiter",
+        "date:store_id:product_id:units_sold:price:promo\n2026-05-01:1:1:3:1.2:0\n",
+        "missing required column(s) date, store_id, product_id, units_sold, price, promo",
     ),
 ]
 
@@ -157,6 +157,21 @@ def test_bad_files_fail_with_a_one_line_error(
     assert row["status"] == "failed" and row["error"] == result.error
     assert_reconciles(loaded, result)
     assert counts(loaded) == before  # nothing half-loaded
+
+
+def test_bytes_the_given_encoding_cannot_decode_fail_with_their_line(
+    loaded: Engine, tmp_path: Path
+) -> None:
+    from fournil.etl.dialect import DialectOptions
+
+    body = f"{SALES_HEADER}\n{GOOD}\n".encode() + b"2026-05-02,1,1,3,1.2,0,0 caf\xe9\n"
+    path = write(tmp_path / "sales.csv", body)
+    result = load_file(
+        loaded, path, "sales", "t", get_settings(), options=DialectOptions(encoding="utf-8")
+    )
+    assert result.status == "failed" and result.error is not None
+    assert result.error.startswith("not utf-8: byte 0xE9 on line 3"), result.error
+    assert "--encoding" in result.error
 
 
 def test_parquet_drop_loads_like_csv(
@@ -180,9 +195,9 @@ def test_generated_bad_rows_all_reach_the_quarantine(warehouse: Engine, tmp_path
 
     drop = generate(
         GeneratorConfig(stores=3, products=4, days=90, end_date=END_DATE, bad_row_rate=0.02),
-        tmp_path,
+        tmp_path / "drop",  # not beside the SQLite warehouse file: that is no drop
     )
-    result = run_etl(tmp_path, warehouse, get_settings())
+    result = run_etl(drop.out_dir, warehouse, get_settings())
     assert result.ok
     sales_result = result.files[-1]
     assert sales_result.rows_read == drop.rows

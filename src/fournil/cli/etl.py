@@ -60,20 +60,46 @@ def expected_rows(path: Path) -> int | None:
 @app.command("run")
 def run(
     source: Path = typer.Option(..., "--source", help="A drop file, or a folder of drops."),
-    kind: str = typer.Option(None, help="stores, products or sales (default: from the name)."),
+    kind: str = typer.Option(
+        None, help="stores, products or sales (default: from the name, else the header)."
+    ),
+    delimiter: str = typer.Option(
+        None, help="CSV field separator: ',' ';' '|' or 'tab' (default: detected)."
+    ),
+    decimal: str = typer.Option(None, help="Decimal separator: '.' or ',' (default: detected)."),
+    date_format: str = typer.Option(
+        None,
+        help="yyyy-mm-dd, dd/mm/yyyy, mm/dd/yyyy, dd.mm.yyyy, dd-mm-yyyy or yyyy/mm/dd "
+        "(default: detected; needed when no date tells dd/mm from mm/dd).",
+    ),
+    encoding: str = typer.Option(
+        None, help="CSV encoding, e.g. utf-8, cp1252, latin-1 (default: detected)."
+    ),
 ) -> None:
-    """Validate and load drops; bad rows go to the quarantine, each with its reason."""
+    """Validate and load drops (CSV in any usual dialect, .xlsx, Parquet); bad rows go to the
+    quarantine, each with its reason. How each file was read is printed and kept in the run
+    log."""
     import time
 
     from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
     from fournil import pipeline
     from fournil.etl.contract import CONTRACTS
+    from fournil.etl.dialect import DialectError, DialectOptions
     from fournil.etl.runner import EtlError
     from fournil.settings import get_settings
 
     if kind is not None and kind not in CONTRACTS:
         raise fail(f"--kind must be one of {', '.join(CONTRACTS)}")
+    try:
+        options = DialectOptions(
+            encoding=encoding,
+            delimiter="\t" if delimiter in ("tab", "\\t") else delimiter,
+            decimal=decimal,
+            date_format=date_format,
+        )
+    except DialectError as exc:
+        raise fail(str(exc)) from None
     settings = get_settings()
     engine = warehouse(settings)
     with Progress(
@@ -110,11 +136,14 @@ def run(
                 kind=kind,
                 alert=False,  # someone is at the terminal: no webhook alert
                 on_progress=on_progress,
+                options=options,
             )
         except EtlError as exc:
             raise fail(str(exc)) from None
     console.print(results_table(result.files))
     for f in result.files:
+        if f.read_as:
+            console.print(f"[dim]read[/] {f.path.name}: {f.read_as}", highlight=False)
         for warning in f.warnings:
             console.print(f"[yellow]warning[/] {f.path.name}: {warning}", highlight=False)
         if f.error:

@@ -76,7 +76,7 @@ etl_runs = Table(
     Column("run_id", BigId, primary_key=True, autoincrement=True),
     Column("batch_id", String(36), nullable=False, comment="groups the files of one ETL call"),
     Column("source", Text, nullable=False, comment="path of the file loaded"),
-    Column("kind", String(20), nullable=False, comment="sales, stores or products"),
+    Column("kind", String(20), nullable=False, comment="sales, stores, products or unknown"),
     Column("file_sha256", String(64), nullable=True),
     _timestamp("started_at", nullable=False),
     _timestamp("finished_at", nullable=True),
@@ -88,6 +88,13 @@ etl_runs = Table(
     Column("rows_rejected", BigInteger, nullable=False, server_default="0"),
     Column("warnings", JSON, nullable=False, comment="list of warning strings"),
     Column("error", Text, nullable=True, comment="one-line reason of a failed run"),
+    Column(
+        "reader",
+        JSON,
+        nullable=True,
+        comment="how the file was read: encoding, delimiter, decimal, date format, and which "
+        "of them were given rather than detected",
+    ),
     CheckConstraint("status IN ('running', 'success', 'failed')", name="status_known"),
     comment="One row per file an ETL call loaded; counts reconcile: "
     "read = inserted + updated + unchanged + rejected.",

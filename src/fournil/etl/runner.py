@@ -28,12 +28,13 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from fournil.calendar import business_today
 from fournil.db.schema import etl_runs, products, quarantine, stores
 from fournil.etl.contract import CONTRACTS, LOAD_ORDER, Context, Contract, Kind, kind_of, validate
+from fournil.etl.dialect import DialectOptions
 from fournil.etl.load import KeyIndex, Stage
-from fournil.etl.readers import BadFileError, Chunk, extra_columns, file_sha256, iter_chunks
+from fournil.etl.readers import SUFFIXES, BadFileError, Chunk, file_sha256, header_kind, open_drop
 from fournil.settings import Settings
 
 log = logging.getLogger("fournil.etl")
-DROP_SUFFIXES = (".csv", ".parquet", ".pq")
+UNKNOWN = "unknown"  # the run log's kind of a file that holds no drop it can tell
 
 
 class EtlError(Exception):
@@ -43,7 +44,7 @@ class EtlError(Exception):
 @dataclass
 class FileResult:
     path: Path
-    kind: Kind
+    kind: Kind | None  # None: the file holds no drop that could be told
     run_id: int
     status: str = "running"
     rows_read: int = 0
@@ -53,6 +54,8 @@ class FileResult:
     rows_rejected: int = 0
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
+    reader: dict[str, object] | None = None  # how the file was read (Dialect.as_dict)
+    read_as: str | None = None  # the same, in words
 
     @property
     def reconciles(self) -> bool:
@@ -74,29 +77,50 @@ class EtlResult:
 ProgressCallback = Callable[[Path, int], None]
 
 
-def discover(source: Path, kind: Kind | None = None) -> list[tuple[Path, Kind]]:
-    """The drop files under `source` (a file or a folder), masters first."""
+def _hidden(path: Path) -> bool:
+    """Files that are nobody's drop: dot files, and the lock files Excel and LibreOffice leave
+    beside an open workbook."""
+    return path.name.startswith((".", "~$", ".~lock."))
+
+
+def kind_of_file(path: Path, options: DialectOptions | None = None) -> Kind | None:
+    """The kind of drop `path` holds: from its name (`sales_2024-05.csv`), else from its
+    header (`export.csv` with a sales header); None if neither tells."""
+    return kind_of(path.name) or header_kind(path, options)
+
+
+def discover(
+    source: Path, kind: Kind | None = None, options: DialectOptions | None = None
+) -> list[tuple[Path, Kind | None]]:
+    """The drop files under `source` (a file or a folder), masters first. In a folder every
+    file is a drop: one whose kind cannot be told comes last with kind None, to be logged as a
+    failed run with its reason (never skipped without a word); only hidden and lock files are
+    left out, with a log line."""
     if not source.exists():
         raise EtlError(f"no such file or folder: {source}")
     if source.is_file():
-        found = kind or kind_of(source.name)
+        found = kind or kind_of_file(source, options)
         if found is None:
             raise EtlError(
-                f"cannot tell what {source.name} holds: name it stores*, products* or sales* "
-                "(.csv or .parquet), or pass --kind"
+                f"cannot tell what {source.name} holds: neither its name (stores*, products*, "
+                "sales*) nor its header (the contract's columns) says; pass --kind"
             )
         return [(source, found)]
-    files = []
+    files: list[tuple[Path, Kind | None]] = []
     for path in sorted(source.iterdir()):
-        file_kind = kind_of(path.name)
-        if path.is_file() and path.suffix.lower() in DROP_SUFFIXES and file_kind:
-            files.append((path, file_kind))
+        if not path.is_file():
+            continue
+        if _hidden(path):
+            log.info("%s: hidden or lock file, not a drop: left out", path.name)
+            continue
+        files.append((path, kind or kind_of_file(path, options)))
     if not files:
         raise EtlError(
-            f"no drop files in {source}: expected stores*.csv, products*.csv, "
-            "sales*.csv or sales*.parquet"
+            f"no drop files in {source}: expected stores, products and sales files "
+            "(.csv, .xlsx or .parquet)"
         )
-    return sorted(files, key=lambda item: (LOAD_ORDER.index(item[1]), item[0].name))
+    order = [*LOAD_ORDER, None]
+    return sorted(files, key=lambda item: (order.index(item[1]), item[0].name))
 
 
 def _context(conn: Connection, settings: Settings) -> Context:
@@ -150,7 +174,9 @@ class _FileLoad:
         result: FileResult,
         settings: Settings,
         on_progress: ProgressCallback | None,
+        options: DialectOptions | None = None,
     ) -> None:
+        self.options = options
         self.conn = conn
         self.path = path
         self.contract = contract
@@ -304,7 +330,12 @@ class _FileLoad:
         ctx = _context(self.conn, self.settings)
         if self.on_progress:
             self.on_progress(self.path, 0)  # started: rates count from here
-        chunks = iter_chunks(self.path, self.contract, self.settings.etl.chunk_rows)
+        drop = open_drop(self.path, self.contract, self.settings.etl.chunk_rows, self.options)
+        if drop.dialect is not None:
+            self.result.reader = drop.dialect.as_dict()
+            self.result.read_as = drop.dialect.describe(csv_file=self.path.suffix != ".xlsx")
+            log.info("%s: read as %s", self.path.name, self.result.read_as)
+        chunks = drop.chunks
         first = next(chunks, None)
         if first is None:
             raise BadFileError("no data rows")
@@ -337,7 +368,7 @@ class _FileLoad:
             if pending is not None:
                 pending.result()
         stage.drop()
-        self._collect_warnings(present)
+        self._collect_warnings(present, drop.columns)
         if not self.result.reconciles:  # a bug, never expected: refuse to commit
             raise RuntimeError(
                 f"counts do not reconcile: read {self.result.rows_read} != inserted "
@@ -345,8 +376,8 @@ class _FileLoad:
                 f"{self.result.rows_unchanged} + rejected {self.result.rows_rejected}"
             )
 
-    def _collect_warnings(self, present: list[str]) -> None:
-        ignored = extra_columns(self.path, self.contract)
+    def _collect_warnings(self, present: list[str], columns: list[str]) -> None:
+        ignored = [c for c in columns if c and c not in self.contract.names]
         if ignored:
             self.result.warnings.append(f"ignored unknown column(s): {', '.join(ignored)}")
         absent = [f.name for f in self.contract.fields if not f.required and f.name not in present]
@@ -372,6 +403,7 @@ def _finish(engine: Engine, result: FileResult) -> None:
                 rows_rejected=result.rows_rejected,
                 warnings=result.warnings,
                 error=result.error,
+                reader=result.reader,
             )
         )
 
@@ -379,12 +411,14 @@ def _finish(engine: Engine, result: FileResult) -> None:
 def load_file(
     engine: Engine,
     path: Path,
-    kind: Kind,
+    kind: Kind | None,
     batch_id: str,
     settings: Settings,
     on_progress: ProgressCallback | None = None,
+    options: DialectOptions | None = None,
 ) -> FileResult:
-    """Load one drop file in one transaction and log the run. Never raises for bad data."""
+    """Load one drop file in one transaction and log the run. Never raises for bad data. A file
+    of no kind (None) is logged as a failed run saying why."""
     try:
         digest: str | None = file_sha256(path)
     except OSError:
@@ -395,7 +429,7 @@ def load_file(
             .values(
                 batch_id=batch_id,
                 source=str(path),
-                kind=kind,
+                kind=kind or UNKNOWN,
                 file_sha256=digest,
                 started_at=_now(),
                 status="running",
@@ -406,8 +440,10 @@ def load_file(
     result = FileResult(path=path, kind=kind, run_id=run_id)
     committed = False
     try:
+        if kind is None:
+            raise BadFileError(_unknown_reason(path))
         with engine.begin() as conn:
-            _FileLoad(conn, path, CONTRACTS[kind], result, settings, on_progress).run()
+            _FileLoad(conn, path, CONTRACTS[kind], result, settings, on_progress, options).run()
         committed = True
         result.status = "success"
         if result.rows_read and result.rows_rejected == result.rows_read:
@@ -434,7 +470,7 @@ def load_file(
     _finish(engine, result)
     log.debug(
         "%s %s: %s",
-        kind,
+        kind or UNKNOWN,
         path.name,
         json.dumps(
             {
@@ -449,6 +485,18 @@ def load_file(
         ),
     )
     return result
+
+
+def _unknown_reason(path: Path) -> str:
+    if path.suffix.lower() not in SUFFIXES:
+        return (
+            f"not a drop: {path.suffix or 'no'} file type (drops are .csv, .xlsx or .parquet); "
+            "move it out of the drop folder"
+        )
+    return (
+        "cannot tell what it holds: neither its name (stores*, products*, sales*) nor its "
+        "header (the contract's columns) says; rename it, or load it with --kind"
+    )
 
 
 def loaded_digests(engine: Engine) -> set[str]:
@@ -469,12 +517,13 @@ def run_etl(
     settings: Settings,
     kind: Kind | None = None,
     on_progress: ProgressCallback | None = None,
+    options: DialectOptions | None = None,
 ) -> EtlResult:
     """Load every drop file under `source`, masters first, each in its own transaction."""
-    files = discover(Path(source), kind)
+    files = discover(Path(source), kind, options)
     batch_id = str(uuid.uuid4())
     results = [
-        load_file(engine, path, file_kind, batch_id, settings, on_progress)
+        load_file(engine, path, file_kind, batch_id, settings, on_progress, options)
         for path, file_kind in files
     ]
     return EtlResult(batch_id=batch_id, files=results)

@@ -23,7 +23,7 @@ from fournil.settings import get_settings
 
 
 @task(retry_condition_fn=transient, retries=2, retry_delay_seconds=10, timeout_seconds=600)
-def find_new_drops(source: str) -> list[tuple[str, Kind]]:
+def find_new_drops(source: str) -> list[tuple[str, Kind | None]]:
     return [
         (str(p), kind)
         for p, kind in pipeline.new_drops(warehouse_engine(get_settings()), Path(source))
@@ -31,7 +31,7 @@ def find_new_drops(source: str) -> list[tuple[str, Kind]]:
 
 
 @task(retry_condition_fn=transient, retries=2, retry_delay_seconds=30, timeout_seconds=3600)
-def load_drop(path: str, kind: Kind, batch: str) -> FileResult:
+def load_drop(path: str, kind: Kind | None, batch: str) -> FileResult:
     settings = get_settings()
     return pipeline.load_drop(warehouse_engine(settings), settings, Path(path), kind, batch)
 
