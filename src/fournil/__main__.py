@@ -1,5 +1,5 @@
 """`python -m fournil` runs the CLI."""
 
-from fournil.cli import app
+from fournil.cli import main
 
-app()
+main()

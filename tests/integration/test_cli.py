@@ -94,6 +94,48 @@ def test_usage_errors_are_one_line(tmp_path: Path, migrated: Path) -> None:
     assert "cannot tell what weird.csv holds" in run("etl", "run", "--source", str(unknown)).stderr
 
 
+def _server_url(database: str) -> str:
+    """The test server's URL for `database`, with a password written in (it must never be
+    printed)."""
+    from sqlalchemy.engine import make_url
+
+    from tests.conftest import test_server_url
+
+    url = make_url(test_server_url()).set(database=database, password="s3cr3t-pw")
+    return url.render_as_string(hide_password=False)
+
+
+BAD_WAREHOUSES = {
+    "postgres:// scheme": ("postgres://u:s3cr3t-pw@127.0.0.1:5432/w", "postgresql+psycopg://"),
+    "postgresql:// scheme": ("postgresql://u:s3cr3t-pw@127.0.0.1:5432/w", "postgresql+psycopg://"),
+    "no server": ("postgresql+psycopg://u:s3cr3t-pw@127.0.0.1:9/w", "start the server"),
+    "no database": (None, "create it"),
+}
+COMMANDS = {
+    "etl run": ("etl", "run", "--source", "."),
+    "forecast": ("forecast",),
+    "apikey list": ("apikey", "list"),
+    "model train": ("model", "train"),
+    "db upgrade": ("db", "upgrade"),
+    "demo": ("demo",),
+}
+
+
+@pytest.mark.parametrize("failure", list(BAD_WAREHOUSES))
+def test_every_command_says_a_database_failure_in_one_line(failure: str, tmp_path: Path) -> None:
+    """Each command, on each kind of unusable DATABASE_URL: exit 1, one line on stderr naming
+    the fix, the password masked, no traceback."""
+    url, fix = BAD_WAREHOUSES[failure]
+    url = url or _server_url("fournil_no_such_database")
+    for name, args in COMMANDS.items():
+        done = run(*args, env={"DATABASE_URL": url})
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 1, (name, done.stdout, done.stderr)
+        assert len(lines) == 1 and lines[0].startswith("error: "), (name, done.stderr)
+        assert fix in lines[0], (name, lines[0])
+        assert "s3cr3t-pw" not in done.stdout + done.stderr and "***" in lines[0], (name, lines)
+
+
 def test_commands_never_migrate_a_warehouse_they_find_behind(
     tmp_path: Path, isolated_settings: Path
 ) -> None:

@@ -28,6 +28,7 @@ def warehouse(settings: Settings) -> Engine:
     one-line error naming `fournil db upgrade` (commands never migrate on their own)."""
     from sqlalchemy.exc import OperationalError
 
+    from fournil.cli.errors import database_error
     from fournil.db import SchemaNotCurrentError, require_current, warehouse_engine
 
     engine = warehouse_engine(settings)
@@ -38,5 +39,5 @@ def warehouse(settings: Settings) -> Engine:
         raise fail(str(exc)) from None
     except OperationalError as exc:
         engine.dispose()
-        raise fail(f"cannot reach the warehouse: {str(exc.orig).strip().splitlines()[0]}") from None
+        raise fail(database_error(exc, settings.warehouse_url) or str(exc)) from None
     return engine

@@ -4,26 +4,22 @@ from __future__ import annotations
 
 import typer
 
-from fournil.cli.common import console, fail
+from fournil.cli.common import console
 
 app = typer.Typer(help="Warehouse schema: migrations.", no_args_is_help=True)
 
 
 @app.command()
 def upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
-    """Create or migrate the warehouse schema (idempotent)."""
-    from sqlalchemy.exc import OperationalError
-
+    """Create or migrate the warehouse schema (idempotent). A database failure is one line
+    (`fournil.cli.main`)."""
     from fournil.db import upgrade as run_upgrade
     from fournil.db import warehouse_engine
     from fournil.db.migrate import current_revision
     from fournil.settings import get_settings
 
     engine = warehouse_engine(get_settings())
-    try:
-        run_upgrade(engine, revision)
-    except OperationalError as exc:
-        raise fail(f"cannot reach the warehouse: {str(exc.orig).strip().splitlines()[0]}") from None
+    run_upgrade(engine, revision)
     console.print(
         f"warehouse [bold]{engine.url.render_as_string(hide_password=True)}[/] "
         f"at revision [bold]{current_revision(engine)}[/]"
