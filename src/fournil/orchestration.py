@@ -146,6 +146,9 @@ DEPLOYMENTS = (
         "monitor", "daily", lambda s: s.monitor_cron, "Forecast accuracy, drift, run health"
     ),
     DeploymentSpec("train", "weekly", lambda s: s.train_cron, "Train, register, gate"),
+    DeploymentSpec(
+        "report", "daily", lambda s: s.report_cron, "E-mail the forecast workbook (xlsx)"
+    ),
 )
 
 

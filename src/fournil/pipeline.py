@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "IngestResult",
     "MonitorResult",
+    "ReportResult",
     "TrainResult",
     "alert_on_ingest",
     "alert_on_monitor",
@@ -52,6 +53,7 @@ __all__ = [
     "load_drop",
     "monitor",
     "new_drops",
+    "report",
     "score",
     "train_and_gate",
     "train_models",
@@ -393,3 +395,33 @@ def monitor(engine: Engine, settings: Settings, day: dt.date | None = None) -> M
     result = MonitorResult(score(engine, day), drift(engine, settings, day), health(engine))
     alert_on_monitor(settings, result)
     return result
+
+
+# --- report ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ReportResult:
+    """The workbook written (None: no forecasts yet) and who it was sent to."""
+
+    workbook: Path | None
+    rows: int
+    stores: int
+    sent_to: list[str]
+
+
+def report(engine: Engine, settings: Settings, send: bool = True) -> ReportResult:
+    """Write the forecast workbook of the next `FOURNIL_REPORT_DAYS` days under
+    FOURNIL_HOME/reports and, with `send` and recipients in `FOURNIL_REPORT_TO`, e-mail it.
+    Raises `fournil.report.ReportError` when the mail cannot be sent."""
+    from fournil import export
+    from fournil.report import message, recipients
+    from fournil.report import send as send_mail
+
+    data = export.upcoming(engine, days=settings.report.days)
+    if data.forecast_date is None or data.frame.empty:
+        return ReportResult(None, 0, 0, [])
+    path = settings.home_dir / "reports" / f"fournil-forecasts-{data.forecast_date}.xlsx"
+    export.write_workbook(data, path)
+    to = recipients(settings.report) if send else []
+    if to:
+        send_mail(settings.report, message(settings.report, data, path))
+    return ReportResult(path, len(data.frame), int(data.frame["store_id"].nunique()), to)

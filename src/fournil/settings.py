@@ -216,6 +216,28 @@ class EtlSettings(_Group):
     )
 
 
+class ReportSettings(_Group):
+    """The daily forecast workbook and its e-mail: `FOURNIL_REPORT_*` (not the `_CRON`)."""
+
+    model_config = SettingsConfigDict(env_prefix="FOURNIL_REPORT_")
+
+    to: str = Field(
+        "",
+        description="Who gets the workbook: comma-separated addresses (empty: it is only "
+        "written under FOURNIL_HOME/reports).",
+    )
+    sender: str = Field("fournil@localhost", description="The From address.")
+    days: int = Field(7, ge=1, le=28, description="Days of forecasts in the workbook.")
+    smtp_host: str = Field("localhost", description="SMTP server.")
+    smtp_port: int = Field(25, ge=1, le=65535, description="25, 587 (STARTTLS) or 465 (TLS).")
+    smtp_security: Literal["none", "starttls", "tls"] = Field(
+        "none", description="none, starttls (port 587) or tls (port 465)."
+    )
+    smtp_user: str | None = Field(None, description="Login, if the server wants one.")
+    smtp_password: SecretStr | None = Field(None, description="Its password.")
+    smtp_timeout_seconds: float = Field(30.0, gt=0)
+
+
 class Settings(BaseSettings):
     """Fournil's settings; read them with :func:`get_settings`."""
 
@@ -286,6 +308,12 @@ class Settings(BaseSettings):
     forecast_cron: str = Field("30 6 * * *", validation_alias=_env("FOURNIL_FORECAST_CRON"))
     monitor_cron: str = Field("0 7 * * *", validation_alias=_env("FOURNIL_MONITOR_CRON"))
     train_cron: str = Field("0 3 * * 1", validation_alias=_env("FOURNIL_TRAIN_CRON"))
+    report_cron: str = Field(
+        "45 6 * * *",
+        validation_alias=_env("FOURNIL_REPORT_CRON"),
+        description="When the forecast workbook is e-mailed (after the forecast's 06:30).",
+    )
+    report: ReportSettings = Field(default_factory=ReportSettings)
     task_runner: Literal["thread", "dask", "ray"] = Field(
         "thread",
         validation_alias=_env("FOURNIL_TASK_RUNNER"),

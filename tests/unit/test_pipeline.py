@@ -97,4 +97,6 @@ def test_the_flows_load_from_any_folder(tmp_path: Path) -> None:
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "['etl', 'forecast', 'monitor', 'train']"
+    assert (
+        done.stdout.strip().splitlines()[-1] == "['etl', 'forecast', 'monitor', 'report', 'train']"
+    )

@@ -76,6 +76,20 @@ COMMANDS = (
         "Row counts, NULL counts per column, and SUM/AVG/MIN/MAX of key columns of the "
         "important tables, for two warehouses (seed 000's environment parity check).",
     ),
+    LazyCommand(
+        "export",
+        "fournil.cli.export",
+        "export",
+        "Write the next days' forecasts with their intervals, for people: an Excel workbook "
+        "with one sheet per store, or one CSV.",
+    ),
+    LazyCommand(
+        "report",
+        "fournil.cli.export",
+        "report",
+        "Write the forecast workbook under FOURNIL_HOME/reports and e-mail it to "
+        "FOURNIL_REPORT_TO now (what the daily report deployment does).",
+    ),
     LazyCommand("db", "fournil.cli.db", "app", "Warehouse schema: migrations."),
     LazyCommand("data", "fournil.cli.data", "app", "Synthetic bakery data."),
     LazyCommand("etl", "fournil.cli.etl", "app", "Load sales, stores and products drops."),

@@ -14,7 +14,7 @@ app = typer.Typer(
     help="Prefect flows: deploy them with schedules, or run one now.", no_args_is_help=True
 )
 
-FLOW_NAMES = ("etl", "train", "forecast", "monitor")
+FLOW_NAMES = ("etl", "train", "forecast", "monitor", "report")
 
 
 @app.command()
@@ -44,7 +44,7 @@ def deploy() -> None:
 @app.command()
 def run(
     names: list[str] = typer.Argument(
-        ..., help="Flows to run in order: etl, train, forecast, monitor"
+        ..., help="Flows to run in order: etl, train, forecast, monitor, report"
     ),
     date: str = typer.Option(None, help="forecast: the origin day (YYYY-MM-DD)."),
     monitor_date: str = typer.Option(None, help="monitor: the day evaluated (YYYY-MM-DD)."),
