@@ -211,20 +211,18 @@ def test_api_keys_are_created_listed_and_revoked(migrated: Path) -> None:
     assert bad.returncode == 1 and "scopes must be among" in bad.stderr
 
 
-def test_demo_serve_prints_a_key_and_curl_commands_that_work(isolated_settings: Path) -> None:
+def _serve_demo(*args: str) -> tuple[list[str], float]:
+    """`fournil demo --serve ARGS` until its API serves the demo's forecasts with the key it
+    printed; (its output, seconds until it said 'serving')."""
     import httpx
 
     from tests.integration.helpers import free_port
 
     port = free_port()
-    env = {
-        **os.environ,
-        "COLUMNS": "400",
-        "FOURNIL_API_PORT": str(port),
-        "FOURNIL_GATE_MAX_LATENCY_MS": "5000",
-    }
+    env = {**os.environ, "COLUMNS": "400", "FOURNIL_GATE_MAX_LATENCY_MS": "5000"}
+    started = time.monotonic()
     proc = subprocess.Popen(
-        [*CLI, "demo", "--serve"],
+        [*CLI, "demo", "--serve", "--port", str(port), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -235,8 +233,9 @@ def test_demo_serve_prints_a_key_and_curl_commands_that_work(isolated_settings: 
         assert proc.stdout is not None
         for line in proc.stdout:
             lines.append(line)
-            if line.startswith("serving"):
+            if line.startswith("serving;"):
                 break
+        took = time.monotonic() - started
         key = next(ln for ln in lines if ln.startswith("demo key")).split(": ", 1)[1].strip()
         assert any("/v1/predict" in ln and key in ln for ln in lines)
         base = f"http://127.0.0.1:{port}"
@@ -252,3 +251,15 @@ def test_demo_serve_prints_a_key_and_curl_commands_that_work(isolated_settings: 
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    return lines, took
+
+
+def test_demo_serve_prints_a_key_and_curl_commands_that_work(isolated_settings: Path) -> None:
+    """The first `demo --serve` runs the demo, on the port asked for; a second one serves that
+    demo again without redoing it."""
+    first, _ = _serve_demo()
+    assert any("Fournil demo" in ln for ln in first)
+    again, took = _serve_demo()
+    assert any(ln.startswith("serving the demo already in") for ln in again), again
+    assert not any("training" in ln or "Fournil demo" in ln for ln in again), again
+    print(f"second demo --serve: serving after {took:.1f} s")

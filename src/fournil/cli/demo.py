@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import TYPE_CHECKING
+
 import typer
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 from fournil.cli.common import console
 
@@ -13,7 +19,13 @@ def demo(
     days: int = typer.Option(400, min=30, help="Days of history."),
     seed: int = typer.Option(42, help="Random seed."),
     serve: bool = typer.Option(
-        False, "--serve", help="Then create a demo API key and serve the API."
+        False,
+        "--serve",
+        help="Then create a demo API key and serve the API (an earlier demo's forecasts are "
+        "served as they are: no second run).",
+    ),
+    port: int = typer.Option(
+        None, min=1, max=65535, help="--serve: the API's port (default: FOURNIL_API_PORT)."
     ),
 ) -> None:
     """Generate a small chain's data, load it, train, promote, forecast and monitor; then say
@@ -29,8 +41,22 @@ def demo(
     from fournil.settings import get_settings
 
     settings = get_settings()
+    if port:
+        settings = settings.model_copy(
+            update={"api": settings.api.model_copy(update={"port": port})}
+        )
     home = settings.ensure_home()
     engine = warehouse_engine(settings)
+    if serve:
+        made_on = _earlier_demo(engine)
+        if made_on is not None:
+            console.print(
+                f"serving the demo already in {home} (forecasts made on {made_on}); "
+                "`fournil demo` without --serve runs it again",
+                highlight=False,
+            )
+            _serve(engine, settings, made_on)
+            return
     console.rule("[bold]Fournil demo")
     console.print(
         f"home: [bold]{home}[/]  warehouse: "
@@ -133,13 +159,24 @@ def demo(
         _serve(engine, settings, made.forecast_date)
 
 
-def _serve(engine, settings, origin) -> None:  # type: ignore[no-untyped-def]
-    import datetime as dt
+def _earlier_demo(engine: Engine) -> dt.date | None:
+    """The forecast date of an earlier demo's forecasts in this warehouse, if any."""
+    from sqlalchemy import func, inspect, select
 
+    from fournil.db.schema import forecasts
+
+    if not inspect(engine).has_table(forecasts.name):
+        return None
+    with engine.connect() as conn:
+        return conn.execute(select(func.max(forecasts.c.forecast_date))).scalar()
+
+
+def _serve(engine, settings, origin) -> None:  # type: ignore[no-untyped-def]
     import uvicorn
 
     from fournil.api.app import create_app
     from fournil.api.keys import create_key
+    from fournil.api.server import uvicorn_options
 
     key = create_key(engine, "demo", ["admin"], settings.secret_key)
     base = f"http://{settings.api.host}:{settings.api.port}"
@@ -162,5 +199,5 @@ def _serve(engine, settings, origin) -> None:  # type: ignore[no-untyped-def]
         create_app(settings, engine),
         host=settings.api.host,
         port=settings.api.port,
-        log_level="warning",
+        **uvicorn_options(settings),  # type: ignore[arg-type]
     )
