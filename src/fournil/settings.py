@@ -324,6 +324,11 @@ class Settings(BaseSettings):
         validation_alias=_env("FOURNIL_TASK_RUNNER_ADDRESS"),
         description="Address of an existing Dask scheduler or Ray cluster (None: start local).",
     )
+    alertmanager_url: str | None = Field(
+        None,
+        validation_alias=_env("FOURNIL_ALERTMANAGER_URL"),
+        description="Alertmanager, for `fournil status` to list the alerts firing.",
+    )
     alert_webhook_url: str | None = Field(
         None,
         validation_alias=_env("FOURNIL_ALERT_WEBHOOK_URL"),

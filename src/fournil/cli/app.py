@@ -90,6 +90,28 @@ COMMANDS = (
         "Write the forecast workbook under FOURNIL_HOME/reports and e-mail it to "
         "FOURNIL_REPORT_TO now (what the daily report deployment does).",
     ),
+    LazyCommand(
+        "status",
+        "fournil.cli.views",
+        "status",
+        "One screen: how fresh the warehouse is, the champion, the last run of each flow, and "
+        "the alerts firing.",
+    ),
+    LazyCommand(
+        "runs",
+        "fournil.cli.views",
+        "runs",
+        "The ETL runs (one per file loaded) and the pipeline runs (flows), newest first.",
+    ),
+    LazyCommand(
+        "quarantine",
+        "fournil.cli.views",
+        "quarantine",
+        "Rows the ETL refused: how many for each reason, and sample rows as they came.",
+    ),
+    LazyCommand(
+        "forecasts", "fournil.cli.views", "forecasts_app", "Batch forecasts in the warehouse."
+    ),
     LazyCommand("db", "fournil.cli.db", "app", "Warehouse schema: migrations."),
     LazyCommand("data", "fournil.cli.data", "app", "Synthetic bakery data."),
     LazyCommand("etl", "fournil.cli.etl", "app", "Load sales, stores and products drops."),

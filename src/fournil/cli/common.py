@@ -3,6 +3,8 @@ engine behind the schema check. Cheap to import: `fournil --help` loads nothing 
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import TYPE_CHECKING
 
 import typer
@@ -13,8 +15,11 @@ if TYPE_CHECKING:
 
     from fournil.settings import Settings
 
-console = Console()
-err_console = Console(stderr=True)
+# Piped or redirected, rich would cut tables at 80 columns: lines as wide as they need (up to
+# 200), unless COLUMNS says otherwise.
+_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200
+console = Console(width=_WIDTH)
+err_console = Console(stderr=True, width=_WIDTH)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -10,7 +10,7 @@ import typer
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-from fournil.cli.common import console
+from fournil.cli.common import console, fail
 
 
 def demo(
@@ -104,13 +104,16 @@ def demo(
         raise typer.Exit(1)
 
     with console.status("4. training (backtest, fit, MLflow)...") as status:
-        trained = pipeline.train_and_gate(
-            engine,
-            settings,
-            granularity="global",
-            truth_path=generated.expected_path,
-            progress=lambda message: status.update(f"4. training: {message}"),
-        )
+        try:
+            trained = pipeline.train_and_gate(
+                engine,
+                settings,
+                granularity="global",
+                truth_path=generated.expected_path,
+                progress=lambda message: status.update(f"4. training: {message}"),
+            )
+        except ValueError as exc:  # too little history for the backtest: say so, in one line
+            raise fail(f"cannot train: {exc} (give the demo more --days)") from None
     for v in trained.versions:
         console.print(
             f"4. trained {v.name} v{v.version}: backtest WAPE {v.wape:.3f} "

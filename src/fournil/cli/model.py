@@ -240,3 +240,32 @@ def verify(
     console.print(f"{uri}: {message}")
     if not ok:
         raise typer.Exit(1)
+
+
+@app.command()
+def decisions(
+    name: str = typer.Option(None, help="Only this registered model."),
+    limit: int = typer.Option(20, min=1, help="How many, newest first."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """The promotion gate's decisions, newest first: what was promoted or refused, and why."""
+    from fournil.cli.views import emit_json, table
+    from fournil.models.gate import history
+    from fournil.settings import get_settings
+
+    frame = history(warehouse(get_settings()), name, limit)
+    rows = [
+        {str(k): v for k, v in row.items() if k != "candidates"} for row in frame.to_dict("records")
+    ]
+    if as_json:
+        emit_json(rows)
+        return
+    for row in rows:
+        row["at"] = str(row["decided_at"])[:19]
+        row["champion"] = f"{row['champion_before'] or '-'} -> {row['champion_after'] or '-'}"
+        row["why"] = "; ".join(map(str, row["reasons"] or []))
+    table(
+        "gate decisions",
+        rows,
+        ["at", "model_name", "model_version", "action", "champion", "why"],
+    )
