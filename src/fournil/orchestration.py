@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,6 +151,35 @@ DEPLOYMENTS = (
         "report", "daily", lambda s: s.report_cron, "E-mail the forecast workbook (xlsx)"
     ),
 )
+
+
+@contextlib.contextmanager
+def temporary_prefect(settings: Settings) -> Iterator[str | None]:
+    """With no PREFECT_API_URL and FOURNIL_PREFECT_PORT set: Prefect's temporary server on that
+    port for the block (its URL yielded), else nothing (None: Prefect's own choice, or the
+    server PREFECT_API_URL names)."""
+    if settings.prefect_api_url or os.environ.get("PREFECT_API_URL") or not settings.prefect_port:
+        yield None
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    server = SubprocessASGIServer(port=settings.prefect_port)
+    server.start(timeout=120)
+    try:
+        with temporary_settings({PREFECT_API_URL: server.api_url}):
+            yield server.api_url
+            _drain_prefect_workers()  # their logs and events, while the server still answers
+    finally:
+        server.stop()
+
+
+def _drain_prefect_workers() -> None:
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=30)
+    EventsWorker.drain_all(timeout=30)
 
 
 def load_flow(spec: DeploymentSpec) -> Any:

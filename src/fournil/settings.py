@@ -2,8 +2,9 @@
 
 Every setting comes from an environment variable or a `.env` file (see `.env.example`). The
 defaults are the embedded ones: a SQLite warehouse, a local MLflow store and Prefect's ephemeral
-API, all kept under one folder, `FOURNIL_HOME` (default `./.fournil/`). Pointing `DATABASE_URL`
-at PostgreSQL switches the warehouse.
+API, all kept under one folder, `FOURNIL_HOME` (default `.fournil/` in the project folder).
+Pointing `DATABASE_URL` at PostgreSQL switches the warehouse. The `.env` read is the project's,
+found from the current folder upwards; relative paths are made absolute against its folder.
 """
 
 from __future__ import annotations
@@ -36,10 +37,35 @@ def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
 
 
-class _Group(BaseSettings):
+def env_file() -> Path | None:
+    """The project's `.env`: in the current folder or the nearest folder above it (a notebook
+    runs in notebooks/, a command in any sub-folder: they read the project's)."""
+    here = Path.cwd()
+    return next((d / ".env" for d in (here, *here.parents) if (d / ".env").is_file()), None)
+
+
+def project_dir() -> Path:
+    """What relative paths in the settings are relative to: the folder of the project's
+    `.env`, else the nearest folder holding a `.fournil` (where `make demo` ran), else here."""
+    found = env_file()
+    if found is not None:
+        return found.parent
+    here = Path.cwd()
+    return next((d for d in (here, *here.parents) if (d / ".fournil").is_dir()), here)
+
+
+class _Located(BaseSettings):
+    """Settings that read the project's `.env` wherever the process runs from."""
+
+    def __init__(self, **values: object) -> None:
+        values.setdefault("_env_file", env_file())
+        super().__init__(**values)  # type: ignore[arg-type]
+
+
+class _Group(_Located):
     """A group of settings read from variables with a common prefix (and `.env`)."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    model_config = SettingsConfigDict(env_file_encoding="utf-8", extra="ignore")
 
 
 class GateSettings(_Group):
@@ -238,14 +264,10 @@ class ReportSettings(_Group):
     smtp_timeout_seconds: float = Field(30.0, gt=0)
 
 
-class Settings(BaseSettings):
+class Settings(_Located):
     """Fournil's settings; read them with :func:`get_settings`."""
 
-    model_config = SettingsConfigDict(
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-    )
+    model_config = SettingsConfigDict(env_file_encoding="utf-8", extra="ignore")
 
     # --- where things live -------------------------------------------------------------
     mode: Literal["local", "production"] = Field(
@@ -273,6 +295,14 @@ class Settings(BaseSettings):
         None,
         validation_alias=_env("PREFECT_API_URL"),
         description="Prefect server API; default: Prefect's ephemeral API.",
+    )
+    prefect_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        validation_alias=_env("FOURNIL_PREFECT_PORT"),
+        description="Port of the temporary Prefect server `fournil flows run` starts when "
+        "PREFECT_API_URL is unset (default: one Prefect picks in 8000-8999).",
     )
 
     # --- models ------------------------------------------------------------------------
@@ -392,6 +422,16 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from exc
         return value
+
+    @field_validator("home", "landing_dir")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        """Relative paths are the project's (`project_dir`), made absolute once, here: every
+        process the command starts (a notebook kernel, Prefect's server) sees the same."""
+        if value is None:
+            return None
+        value = value.expanduser()
+        return value if value.is_absolute() else (project_dir() / value).resolve()
 
     @field_validator("database_url")
     @classmethod

@@ -263,3 +263,28 @@ def test_demo_serve_prints_a_key_and_curl_commands_that_work(isolated_settings: 
     assert any(ln.startswith("serving the demo already in") for ln in again), again
     assert not any("training" in ln or "Fournil demo" in ln for ln in again), again
     print(f"second demo --serve: serving after {took:.1f} s")
+
+
+def test_prefect_state_lives_under_fournil_home_on_the_port_asked_for(
+    migrated: Path, tmp_path: Path
+) -> None:
+    """`fournil flows run` in local mode: Prefect's database under FOURNIL_HOME/prefect (not
+    ~/.prefect), its temporary server on FOURNIL_PREFECT_PORT, and nothing left complaining
+    after it stopped."""
+    from tests.integration.helpers import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env |= {"FOURNIL_PREFECT_PORT": str(port), "COLUMNS": "200"}
+    done = subprocess.run(
+        [*CLI, "flows", "run", "report"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"Prefect API: http://127.0.0.1:{port}/api (temporary)" in done.stdout
+    assert (migrated / "prefect" / "prefect.db").exists()
+    assert "Error logging to API" not in done.stdout + done.stderr

@@ -20,7 +20,33 @@ def test_defaults_are_embedded_and_live_under_fournil_home(isolated_settings: Pa
 def test_home_is_not_read_from_the_users_home_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FOURNIL_HOME")
     monkeypatch.setenv("HOME", "/somewhere/else")
-    assert Settings().home == Path(".fournil")
+    assert Settings().home == Path.cwd().resolve() / ".fournil"  # absolute, in the project
+
+
+def test_a_notebook_in_a_sub_folder_reads_the_project_s_env_and_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kernel runs in notebooks/: it must find the project's .env, and a relative
+    FOURNIL_HOME there means the project's folder, not notebooks/ (it found no model)."""
+    project = tmp_path / "project"
+    (project / "notebooks").mkdir(parents=True)
+    (project / ".env").write_text("FOURNIL_HOME=.fournil\nFOURNIL_HORIZON=9\n")
+    monkeypatch.delenv("FOURNIL_HOME")
+    monkeypatch.chdir(project / "notebooks")
+    settings = Settings()
+    assert settings.horizon == 9
+    assert settings.home_dir == (project / ".fournil").resolve()
+    assert settings.warehouse_url == f"sqlite:///{(project / '.fournil').resolve()}/warehouse.db"
+
+
+def test_without_an_env_file_the_nearest_fournil_folder_is_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "project" / ".fournil").mkdir(parents=True)
+    (tmp_path / "project" / "notebooks").mkdir()
+    monkeypatch.delenv("FOURNIL_HOME")
+    monkeypatch.chdir(tmp_path / "project" / "notebooks")
+    assert Settings().home_dir == (tmp_path / "project" / ".fournil").resolve()
 
 
 def test_database_url_switches_the_warehouse(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,6 +1,8 @@
 """The quarantine view folds a reason's values away, so rows with the same problem count as one
 kind of reason."""
 
+import pytest
+
 from fournil.cli.views import reason_kind
 
 
@@ -16,3 +18,22 @@ def test_reasons_differing_only_in_their_values_are_one_kind() -> None:
         "product_id: 77 is not a known product"
     )
     assert reason_kind("store_id2: 7 x") == "store_id2: N x"  # names keep their digits
+
+
+def test_printed_commands_run_as_printed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside the virtualenv (its bin/ not on PATH) a printed command names this
+    environment's executable by its full path; on PATH, the short name."""
+    import os
+    import sys
+    from pathlib import Path
+
+    from fournil.cli.common import runnable
+
+    bin_dir = Path(sys.executable).parent
+    monkeypatch.setenv("PATH", "/nonexistent")
+    full = runnable("fournil status --json")
+    assert full == f"{bin_dir / 'fournil'} status --json"
+    assert os.access(full.split()[0], os.X_OK)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    assert runnable("fournil status --json") == "fournil status --json"
+    assert runnable("no-such-tool x") == "no-such-tool x"

@@ -189,6 +189,11 @@ def main(
     # connect to ephemeral Prefect API server". Set before Prefect is first imported (the
     # sub-command modules import Prefect inside their functions only).
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    # Every process a command starts (Prefect's temporary server, a worker's flow runs, a
+    # notebook kernel) sees the same, absolute home; Prefect's own state lives under it, not
+    # in ~/.prefect.
+    os.environ["FOURNIL_HOME"] = str(settings.home_dir)
+    os.environ.setdefault("PREFECT_HOME", str(settings.home_dir / "prefect"))
     level = logging.DEBUG if verbose else getattr(logging, settings.log_level.upper(), 20)
     logging.basicConfig(
         level=logging.WARNING,

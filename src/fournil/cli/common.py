@@ -22,6 +22,19 @@ console = Console(width=_WIDTH)
 err_console = Console(stderr=True, width=_WIDTH)
 
 
+def runnable(command: str) -> str:
+    """`command` (a tool of this installation: fournil, mlflow...) as a user can run it from a
+    shell: as is when it is on PATH, else by the full path of this environment's copy."""
+    import shutil
+    from pathlib import Path
+
+    tool, _, rest = command.partition(" ")
+    if shutil.which(tool):
+        return command
+    local = Path(sys.executable).parent / tool
+    return f"{local} {rest}".strip() if local.exists() else command
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print a one-line error and return the Exit to raise."""
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)

@@ -10,7 +10,7 @@ import typer
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-from fournil.cli.common import console, fail
+from fournil.cli.common import console, fail, runnable
 
 
 def demo(
@@ -154,10 +154,15 @@ def demo(
         f"run health: {'; '.join(watched.problems) or 'ok'}",
         highlight=False,
     )
-    console.print(
-        f"\nLook: `mlflow ui --backend-store-uri {settings.tracking_uri}` (runs, plots, "
-        "registry); `fournil model status`; the `forecasts` table in the warehouse."
-    )
+    console.print("\nLook:", highlight=False)
+    for command, what in (
+        (f"mlflow ui --backend-store-uri {settings.tracking_uri}", "runs, plots, registry"),
+        ("fournil status", "the warehouse, the champion, the last runs"),
+        ("fournil forecasts show --store 1", "a store's forecasts"),
+        ("fournil export --format xlsx", "the forecasts as a workbook, one sheet per store"),
+        ("fournil demo --serve", "the API on these forecasts"),
+    ):
+        console.print(f"  {runnable(command)}   # {what}", highlight=False, soft_wrap=True)
     if serve:
         _serve(engine, settings, made.forecast_date)
 

@@ -63,9 +63,16 @@ def run(
         get_settings()
     ).dispose()  # the schema is current, or a one-line error now (flows never migrate)
 
-    from fournil.orchestration import DEPLOYMENTS, load_flow
+    from fournil.orchestration import DEPLOYMENTS, load_flow, temporary_prefect
 
     specs = {spec.flow: spec for spec in DEPLOYMENTS}
+    with temporary_prefect(get_settings()) as api_url:
+        if api_url:
+            console.print(f"Prefect API: {api_url} (temporary)", highlight=False)
+        _run_flows(names, specs, load_flow, date, monitor_date, source)
+
+
+def _run_flows(names, specs, load_flow, date, monitor_date, source) -> None:  # type: ignore[no-untyped-def]
     for name in names:
         flow: Any = load_flow(specs[name])
         params: dict[str, str] = {}
