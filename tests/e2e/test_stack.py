@@ -21,6 +21,8 @@ import re
 import secrets
 import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -52,6 +54,7 @@ EXTRA_ENV = {
     "FOURNIL_API_TABLES_POLL_SECONDS": "2",
     "PREFECT_LOGGING_LEVEL": "WARNING",
 }
+PROXY_HEADER_TIMEOUT = 2  # seconds: the proxy's read_header timeout in this test
 NAMED = ("WAREHOUSE_DB", "MLFLOW_DB", "PREFECT_DB", "SUPERSET_DB")
 ROLES = (*(f"{n}_USER" for n in NAMED), "WAREHOUSE_READER_USER", "MONITORING_DB_USER")
 SERVICES = (
@@ -172,7 +175,12 @@ def bring_up(run: Running) -> None:
     migrated = stack.run("migrate")
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
     run.https_port = free_port()
-    stack.extra_env.update(PROXY_HTTP_PORT=str(free_port()), PROXY_HTTPS_PORT=str(run.https_port))
+    stack.extra_env.update(
+        PROXY_HTTP_PORT=str(free_port()),
+        PROXY_HTTPS_PORT=str(run.https_port),
+        # the proxy's header deadline (10 s by default), short enough for the slow-client test
+        PROXY_READ_HEADER_TIMEOUT=f"{PROXY_HEADER_TIMEOUT}s",
+    )
     for group in SERVICES:
         started = {name: stack.start(name) for name in group}
         run.procs.extend(started.values())
@@ -351,16 +359,22 @@ def test_prometheus_scrapes_the_api_and_the_exporters(running: Running) -> None:
     assert running.prometheus('fournil_pipeline_last_run_success{flow="train"}')
 
 
-def test_the_proxy_serves_tls_and_guards_the_uis(running: Running) -> None:
-    """TLS from Caddy's own CA for *.localhost; basic auth in front of the UIs only."""
-    stack, port = running.stack, running.https_port
-    ca = stack.workdir / "home/proxy/.local/share/caddy/pki/authorities/local/root.crt"
+def caddy_ca(running: Running) -> Path:
+    """The root certificate of Caddy's internal CA (the proxy's HOME is its data folder)."""
+    return running.stack.workdir / "home/proxy/.local/share/caddy/pki/authorities/local/root.crt"
 
-    def status(host: str, path: str, *args: str) -> str:
+
+def test_the_proxy_serves_tls_and_guards_the_uis(running: Running) -> None:
+    """TLS from Caddy's own CA for *.localhost; basic auth in front of the UIs only; the API's
+    /metrics is not served through it, and no Server header names the software."""
+    stack, port = running.stack, running.https_port
+    ca = caddy_ca(running)
+
+    def curl(host: str, path: str, *args: str) -> str:
         name = f"{host}.localhost"
-        curl = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", str(ca)]
+        base = ["curl", "-sS", "--cacert", str(ca), "--resolve", f"{name}:{port}:127.0.0.1"]
         done = subprocess.run(
-            [*curl, "--resolve", f"{name}:{port}:127.0.0.1", *args, f"https://{name}:{port}{path}"],
+            [*base, *args, f"https://{name}:{port}{path}"],
             capture_output=True,
             text=True,
             timeout=30,
@@ -369,14 +383,77 @@ def test_the_proxy_serves_tls_and_guards_the_uis(running: Running) -> None:
         assert done.returncode == 0, done.stderr + stack.log("proxy")
         return done.stdout
 
+    def status(host: str, path: str, *args: str) -> str:
+        return curl(host, path, "-o", "/dev/null", "-w", "%{http_code}", *args)
+
+    def headers(host: str, path: str) -> dict[str, str]:
+        """The response's header names (lower case) and values."""
+        lines = curl(host, path, "-o", "/dev/null", "-D", "-").splitlines()
+        return {
+            name.strip().lower(): value.strip()
+            for name, sep, value in (line.partition(":") for line in lines[1:])
+            if sep
+        }
+
     user, password = stack.env["PROXY_USER"], stack.env["PROXY_PASSWORD"]
     assert status("api", "/health") == "200"
     assert status("api", "/v1/forecasts?store_id=1") == "401"  # the API's own keys
+    # Prometheus scrapes the API directly (test_prometheus_scrapes_...); through the proxy, 404
+    assert httpx.get(stack.url("api", "/metrics")).status_code == 200
+    assert status("api", "/metrics") == "404"
+    assert status("api", "/metrics/") == "404"
+    for path in ("/health", "/metrics"):
+        got = headers("api", path)
+        assert "server" not in got, (path, got)
+        assert got.get("strict-transport-security"), (path, got)
+    assert "server" not in httpx.get(stack.url("api", "/health")).headers  # no "uvicorn" either
     assert status("mlflow", "/") == "401"
     assert status("mlflow", "/", "-u", f"{user}:{password}") == "200"
     assert status("prefect", "/api/health", "-u", f"{user}:{password}x") == "401"
     assert status("prefect", "/api/health", "-u", f"{user}:{password}") == "200"
     assert status("prometheus", "/-/healthy", "-u", f"{user}:{password}") == "200"
+
+
+def test_the_proxy_cuts_a_slow_client_off(running: Running) -> None:
+    """Slowloris: a request whose headers never end is dropped after the proxy's read_header
+    timeout (PROXY_READ_HEADER_TIMEOUT, 2 s here), while a complete request is served."""
+    port = running.https_port
+    context = ssl.create_default_context(cafile=str(caddy_ca(running)))
+
+    def connect() -> ssl.SSLSocket:
+        raw = socket.create_connection(("127.0.0.1", port), timeout=15)
+        return context.wrap_socket(raw, server_hostname="api.localhost")
+
+    def answer(conn: ssl.SSLSocket, limit: float) -> bytes:
+        """What the server sends until it closes the connection (at most `limit` seconds)."""
+        got, deadline = b"", time.monotonic() + limit
+        while time.monotonic() < deadline:
+            try:
+                chunk = conn.recv(4096)
+            except (ConnectionError, ssl.SSLError):
+                break
+            if not chunk:
+                break
+            got += chunk
+        return got
+
+    with connect() as slow:
+        slow.sendall(b"GET /health HTTP/1.1\r\nHost: api.localhost\r\n")  # no blank line
+        sent = time.monotonic()
+        with connect() as whole:  # meanwhile, a complete request on another connection
+            whole.sendall(
+                b"GET /health HTTP/1.1\r\nHost: api.localhost\r\nConnection: close\r\n\r\n"
+            )
+            served = answer(whole, 15)
+        assert served.startswith(b"HTTP/1.1 200"), served[:300]
+        try:
+            said = answer(slow, 15)
+        except TimeoutError:  # the socket's own 15 s: never closed
+            said = b"(still open)"
+        took = time.monotonic() - sent
+    assert said == b"" or said.startswith(b"HTTP/1.1 408"), said[:300]
+    # cut off by the timeout (not refused at once, not left open): generous slack on 2 cores
+    assert 1.0 <= took <= 10, took
 
 
 def test_alerts_reach_the_webhook_and_inhibition_holds(running: Running) -> None:

@@ -24,6 +24,9 @@ RAW = "\n".join(  # the file without its comment lines
 # ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?message}, ${VAR?message}; not $${...} (escaped)
 VARIABLE = re.compile(r"(?<!\$)\$\{([A-Z0-9_]+)(?:(:?[-?])([^}]*))?\}")
 SECRET = re.compile(r"PASSWORD|SECRET|TOKEN|_KEY$")
+#: credentials the user brings from elsewhere (their mail provider's): never generated, never a
+#: default in compose, empty in .env.example
+BROUGHT = {"FOURNIL_REPORT_SMTP_PASSWORD"}
 CORE = {"db", "migrate", "mlflow", "prefect-server", "worker", "api", "proxy", "backup"}
 
 
@@ -88,7 +91,10 @@ def test_every_variable_is_documented_and_no_secret_has_a_default() -> None:
     assert used
     for name, operator, _ in used:
         assert name in documented, f"{name} is not in .env.example"
-        if SECRET.search(name):
+        if name in BROUGHT:
+            assert operator == "?", f"{name} must be ${{{name}?...}}: set, maybe empty"
+            assert re.search(rf"^{name}=$", example, flags=re.MULTILINE), name
+        elif SECRET.search(name):
             assert operator in (":?", "?"), f"{name} must be ${{{name}:?...}}: no default"
             assert re.search(rf"^{name}=change-me$", example, flags=re.MULTILINE), (
                 f"{name} must be a change-me placeholder in .env.example (make init-env)"
@@ -141,10 +147,8 @@ def test_init_env_replaces_every_placeholder_with_a_distinct_secret(tmp_path: Pa
     )
     placeholders = [k for k, v in values.items() if v == "change-me"]
     assert placeholders == []
-    # credentials the user brings from elsewhere (their mail provider's) are not generated
-    brought = {"FOURNIL_REPORT_SMTP_PASSWORD"}
-    assert all(values[k] == "" for k in brought)
-    secrets = [v for k, v in values.items() if SECRET.search(k) and k not in brought]
+    assert all(values[k] == "" for k in BROUGHT)  # not generated: the user's own
+    secrets = [v for k, v in values.items() if SECRET.search(k) and k not in BROUGHT]
     assert len(secrets) >= 10 and len(set(secrets)) == len(secrets)
     assert all(len(s) >= 40 for s in secrets)
     assert values["FOURNIL_DOMAIN"] == "bakery.example.org"
