@@ -299,12 +299,12 @@ def model_quality() -> dict[str, Any]:
         "Training metrics, forecast accuracy once actuals land, champion vs challenger, drift.",
         [
             panel(
-                "Training: train and validation RMSE (weekly runs)",
+                "Training: RMSE on the training rows and on the backtest (weekly runs)",
                 [
                     sql(
                         """SELECT started_at AS time,
                         (metrics->>'train_rmse')::float AS "train RMSE",
-                        (metrics->>'val_rmse')::float AS "validation RMSE"
+                        (metrics->>'backtest_rmse')::float AS "backtest RMSE"
                         FROM pipeline_runs
                         WHERE flow = 'train' AND status = 'success'
                         AND $__timeFilter(started_at)

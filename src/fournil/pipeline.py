@@ -264,7 +264,7 @@ def alert_on_training(settings: Settings, decisions: list[Decision]) -> None:
 def finish_training(
     settings: Settings, versions: list[TrainedVersion], decisions: list[Decision]
 ) -> TrainResult:
-    """The training's metrics (the first model's train/validation RMSE from MLflow, its
+    """The training's metrics (the first model's training and backtest RMSE from MLflow, its
     backtest WAPE, how many were promoted), and the alert for refused versions."""
     from fournil import registry
 
@@ -272,7 +272,7 @@ def finish_training(
     first = client.get_run(versions[0].run_id).data.metrics
     metrics = {
         "train_rmse": first.get("train_rmse", math.nan),
-        "val_rmse": first.get("val_rmse", math.nan),
+        "backtest_rmse": first.get("backtest_rmse", math.nan),
         "backtest_wape": versions[0].wape,
         "models": len(versions),
         "promoted": sum(d.promoted for d in decisions),

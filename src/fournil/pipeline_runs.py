@@ -7,7 +7,7 @@
 
 The row is committed as `running` on entry, and finished on exit as `success`, or `failed`
 with a one-line error (the exception still propagates). Stage timings, rows, warnings and
-metrics (e.g. train and validation RMSE, forecast WAPE) are what seed 000 asks each run to
+metrics (e.g. training and backtest RMSE, forecast WAPE) are what seed 000 asks each run to
 report; Prometheus reads them back through `fournil.prometheus`.
 """
 

@@ -66,7 +66,7 @@ class PipelineCollector(Collector):
         )
         values = GaugeMetricFamily(
             "fournil_pipeline_metric",
-            "Metrics of the last successful run (e.g. train_rmse, val_rmse)",
+            "Metrics of the last successful run (e.g. train_rmse, backtest_rmse)",
             labels=["flow", "name"],
         )
         last_success = GaugeMetricFamily(

@@ -41,14 +41,26 @@ def configure(settings: Settings) -> MlflowClient:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
+#: the experiment tag MLflow 3's UI reads to open an experiment in its model-training view
+#: rather than its GenAI view (traces, prompts), which shows none of Fournil's runs
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+
+
 def experiment_id(client: MlflowClient, settings: Settings) -> str:
+    """The training experiment's id (created if missing), marked as model training."""
     found = client.get_experiment_by_name(settings.experiment)
     if found is not None:
+        if found.tags.get(EXPERIMENT_KIND[0]) is None:  # made before this tag, or by hand
+            client.set_experiment_tag(found.experiment_id, *EXPERIMENT_KIND)
         return str(found.experiment_id)
     location = None
     if settings.tracking_uri.startswith("sqlite:"):
         location = settings.artifacts_dir.as_uri()  # not ./mlruns in whatever the cwd is
-    return str(client.create_experiment(settings.experiment, artifact_location=location))
+    return str(
+        client.create_experiment(
+            settings.experiment, artifact_location=location, tags=dict([EXPERIMENT_KIND])
+        )
+    )
 
 
 def slug(value: str) -> str:

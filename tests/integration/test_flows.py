@@ -130,7 +130,7 @@ def test_flows_on_the_ephemeral_api(
     train = runs["train"][0]
     assert train["status"] == "success"
     assert {"train", "gate"} <= set(train["stages"])
-    assert {"train_rmse", "val_rmse", "backtest_wape"} <= set(train["metrics"])
+    assert {"train_rmse", "backtest_rmse", "backtest_wape"} <= set(train["metrics"])
     assert runs["forecast"][1]["rows_processed"] > 0
     monitor = runs["monitor"][0]
     assert monitor["status"] == "success" and "forecast_wape" in monitor["metrics"]

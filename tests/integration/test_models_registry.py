@@ -104,6 +104,14 @@ def test_train_promote_refuse_rollback_and_forecast(
     assert {"git_commit", "granularity"} <= set(run.data.tags)
     assert run.data.params["data.hash"] and run.data.params["model.seed"] == "42"
     assert "backtest_wape_noise_floor" in run.data.metrics
+    # named by what it is; metrics that mean what they say; a duration that covers the fit
+    assert run.info.run_name == f"global, data to {run.data.params['data.end']}"
+    assert "val_rmse" not in run.data.metrics and "backtest_rmse" in run.data.metrics
+    assert run.info.end_time is not None
+    duration = (run.info.end_time - run.info.start_time) / 1000
+    assert duration >= run.data.metrics["train_seconds"], (duration, run.data.metrics)
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags[registry.EXPERIMENT_KIND[0]] == "custom_model_development"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert artifacts == {
         "plots/error_by_horizon.png",

@@ -196,7 +196,7 @@ pipeline_runs = Table(
     "pipeline_runs",
     metadata,
     Column("run_id", String(64), primary_key=True, comment="Prefect flow run id (or a uuid)"),
-    Column("flow", String(50), nullable=False, comment="etl, train, forecast or monitor"),
+    Column("flow", String(50), nullable=False, comment="etl, train, forecast, monitor or report"),
     Column("deployment", String(200), nullable=True),
     _timestamp("started_at", nullable=False),
     _timestamp("finished_at", nullable=True),
@@ -205,7 +205,7 @@ pipeline_runs = Table(
     Column("rows_processed", BigInteger, nullable=False, server_default="0"),
     Column("warnings", Integer, nullable=False, server_default="0"),
     Column("stages", JSON, nullable=False, comment="stage name -> seconds"),
-    Column("metrics", JSON, nullable=False, comment="e.g. train_rmse, val_rmse, wape"),
+    Column("metrics", JSON, nullable=False, comment="e.g. train_rmse, backtest_rmse, wape"),
     comment="One row per pipeline (flow) run: timings, volumes, warnings, metrics, outcome.",
 )
 Index("ix_pipeline_runs_flow_started", pipeline_runs.c.flow, pipeline_runs.c.started_at)

@@ -238,10 +238,18 @@ def _log_segment(
     }
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
-    run_name = f"train-{granularity}" + (
-        f"-{registry.slug(fitted.segment)}" if fitted.segment else ""
+    # named by what it is: which model, on which data
+    run_name = f"{granularity}" + (f" {fitted.segment}" if fitted.segment else "")
+    run_name += f", data to {panel.end}"
+    # the run spans the fit too (it is opened once the fit is done: its duration would be the
+    # logging's alone, seconds against train_seconds' minutes)
+    started = client.create_run(
+        experiment_id,
+        start_time=int((time.time() - fitted.seconds) * 1000),
+        tags={**tags, "mlflow.runName": run_name},
+        run_name=run_name,
     )
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
+    with mlflow.start_run(run_id=started.info.run_id) as run:
         mlflow.log_params(
             {
                 **{f"model.{k}": v for k, v in spec.params().items()},
@@ -258,7 +266,6 @@ def _log_segment(
         metrics = {
             "backtest_wape": float(overall["wape_model"]),
             "backtest_rmse": float(overall["rmse_model"]),
-            "val_rmse": float(overall["rmse_model"]),
             "backtest_wape_seasonal_naive": float(overall["wape_seasonal_naive"]),
             "backtest_wape_linear": float(overall["wape_linear"]),
             "backtest_interval_coverage": bt.coverage(),
@@ -468,7 +475,7 @@ def train(
     if granularity != "global":
         with mlflow.start_run(
             experiment_id=experiment,
-            run_name=f"train-{granularity}",
+            run_name=f"{granularity}: {len(fits)} segments, data to {fits[0].panel.end}",
             tags={"granularity": granularity},
         ) as parent:
             parent_id = parent.info.run_id

@@ -1,4 +1,5 @@
-"""how each ETL run read its file (the CSV dialect detected or given); runs of unknown files
+"""how each ETL run read its file (the CSV dialect detected or given); runs of unknown files;
+the report flow and the backtest RMSE in the pipeline runs' comments
 
 Revision ID: 0008
 Revises: 0007
@@ -35,8 +36,39 @@ def upgrade() -> None:
             )
         )
 
+    with op.batch_alter_table("pipeline_runs") as batch:
+        batch.alter_column(
+            "flow",
+            existing_type=sa.String(50),
+            existing_nullable=False,
+            comment="etl, train, forecast, monitor or report",
+            existing_comment="etl, train, forecast or monitor",
+        )
+        batch.alter_column(
+            "metrics",
+            existing_type=sa.JSON(),
+            existing_nullable=False,
+            comment="e.g. train_rmse, backtest_rmse, wape",
+            existing_comment="e.g. train_rmse, val_rmse, wape",
+        )
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("pipeline_runs") as batch:
+        batch.alter_column(
+            "flow",
+            existing_type=sa.String(50),
+            existing_nullable=False,
+            comment="etl, train, forecast or monitor",
+            existing_comment="etl, train, forecast, monitor or report",
+        )
+        batch.alter_column(
+            "metrics",
+            existing_type=sa.JSON(),
+            existing_nullable=False,
+            comment="e.g. train_rmse, val_rmse, wape",
+            existing_comment="e.g. train_rmse, backtest_rmse, wape",
+        )
     with op.batch_alter_table("etl_runs") as batch:
         batch.drop_column("reader")
         batch.alter_column(
