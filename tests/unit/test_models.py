@@ -77,6 +77,24 @@ def test_training_twice_with_the_same_seed_gives_identical_predictions(panel: Pa
     assert not np.array_equal(first.predict_inputs(inputs), other.predict_inputs(inputs))
 
 
+def test_a_long_fit_says_how_far_it_is(
+    panel: Panel, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fit logs its boosting rounds while it runs (every ROUND_PROGRESS_SECONDS; 0 here), so a
+    fit of minutes on a busy machine is not silent."""
+    from fournil.models import backtest
+
+    monkeypatch.setattr(backtest, "ROUND_PROGRESS_SECONDS", 0.0)
+    vocab = Vocabulary.fit(panel, "FR")
+    with caplog.at_level(logging.INFO, logger="fournil.train"):
+        run_backtest(panel, SPEC, vocab, CONFIG, with_baselines=False)
+    rounds = [r.getMessage() for r in caplog.records if ": round " in r.getMessage()]
+    first_fit = [m for m in rounds if m.startswith("fit 1 of ")]
+    done = [int(m.split(": round ")[1].split(" of ")[0]) for m in first_fit]
+    assert done == list(range(1, SPEC.num_boost_round)), first_fit[:3]  # the last: the fit line
+    assert all(f"of {SPEC.num_boost_round}," in m for m in first_fit)
+
+
 def test_intervals_cover_about_their_nominal_share(
     panel: Panel, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -221,6 +221,27 @@ class Reference:
         return cls(rows.X[idx], rows.actual[idx], rows.log_base[idx])
 
 
+#: a fit says how far it is at most this often (a line each; a fit can take minutes)
+ROUND_PROGRESS_SECONDS = 5.0
+
+
+def _round_progress(k: int, fits: int, cutoff: int, started: float) -> Callable[[int, int], None]:
+    """A LightGBM round callback logging 'fit k of n ...: round r of R' every
+    ROUND_PROGRESS_SECONDS while the fit runs."""
+    said = [started]
+
+    def on_round(done: int, total: int) -> None:
+        now = time.perf_counter()
+        if done < total and now - said[0] >= ROUND_PROGRESS_SECONDS:
+            said[0] = now
+            log.info(
+                "fit %d of %d (cut-off day %d): round %d of %d, %.0f s so far",
+                k + 1, fits, cutoff, done, total, now - started,
+            )  # fmt: skip
+
+    return on_round
+
+
 def fit_rows(
     specs: list[ModelSpec],
     vocab: Vocabulary,
@@ -251,8 +272,9 @@ def fit_rows(
         for k, keep in enumerate(masks):
             started = time.perf_counter()
             part = full.subset(np.flatnonzero(keep).tolist())
+            rounds = _round_progress(k, len(masks), cutoffs[k], started)
             for i in boosted:
-                out[k][i] = fit_lightgbm(specs[i], vocab, part)
+                out[k][i] = fit_lightgbm(specs[i], vocab, part, on_round=rounds)
             del part
             log.info(  # one line per fit: progress where there is no terminal
                 "fit %d of %d (cut-off day %d): %s rows in %.1f s",

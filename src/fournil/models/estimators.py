@@ -13,6 +13,7 @@ count noise (sqrt of the forecast), per horizon.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -230,8 +231,19 @@ def lgb_dataset(
     )
 
 
-def fit_lightgbm(spec: ModelSpec, vocab: Vocabulary, data: lgb.Dataset) -> Forecaster:
-    booster = lgb.train(lgb_params(spec), data, num_boost_round=spec.num_boost_round)
+def fit_lightgbm(
+    spec: ModelSpec,
+    vocab: Vocabulary,
+    data: lgb.Dataset,
+    on_round: Callable[[int, int], None] | None = None,
+) -> Forecaster:
+    """LightGBM on `data`; `on_round(done, total)` after each boosting round (progress)."""
+    callbacks = []
+    if on_round is not None:
+        callbacks.append(lambda env: on_round(env.iteration + 1, env.end_iteration))
+    booster = lgb.train(
+        lgb_params(spec), data, num_boost_round=spec.num_boost_round, callbacks=callbacks
+    )
     model = Forecaster(spec=spec, vocab=vocab, booster_text=booster.model_to_string())
     model._booster = booster
     return model
