@@ -57,6 +57,12 @@ def test_every_response_carries_security_headers_and_no_server_header(api: Api) 
         assert "server" not in headers, (name, headers.get("server"))
 
 
+def test_the_bare_address_points_to_the_docs(api: Api) -> None:
+    got = httpx.get(api.url + "/")
+    assert got.status_code == 200 and got.json()["docs"] == "/docs"
+    assert httpx.get(api.url + got.json()["docs"]).status_code == 200
+
+
 def test_head_is_answered_like_get_without_a_body(api: Api) -> None:
     read = {"X-API-Key": api.keys["read"]}
     for path, params in (("/health", {}), ("/ready", {}), ("/v1/forecasts", {"store_id": 1})):

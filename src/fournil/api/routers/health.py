@@ -13,6 +13,12 @@ from fournil.api.deps import EngineDep, HolderDep, TablesDep
 router = APIRouter(tags=["ops"])
 
 
+@router.get("/", include_in_schema=False)
+async def root() -> dict[str, str]:
+    """Where to go from the bare address: the reference and the probes."""
+    return {"name": "Fournil API", "docs": "/docs", "openapi": "/openapi.json", "ready": "/ready"}
+
+
 @router.get("/health")
 async def health() -> dict[str, str]:
     """Liveness: the process answers (also before the warehouse is reachable)."""
