@@ -132,6 +132,7 @@ def test_model_decisions_and_status(demo: Demo) -> None:
         last = conn.execute(select(func.max(sales.c.sale_date))).scalar_one()
     assert status["warehouse"]["last_sales_day"] == str(last)
     assert status["models"]["champion"] == champion is not None
+    assert status["models"]["challenger"] is None  # the promoted version is the champion only
     assert [r["flow"] for r in status["last_runs"]] == ["forecast"]
     assert status["alerts"]["source"] is None
     screen = demo.run("status").stdout

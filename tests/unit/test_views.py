@@ -18,6 +18,15 @@ def test_reasons_differing_only_in_their_values_are_one_kind() -> None:
         "product_id: 77 is not a known product"
     )
     assert reason_kind("store_id2: 7 x") == "store_id2: N x"  # names keep their digits
+    assert reason_kind("promo: 'maybe' is not one of 0/1/true/false") == (
+        "promo: '...' is not one of 0/1/true/false"  # the rule's own numbers stay
+    )
+    assert reason_kind("date: 2027-01-01 is in the future (today is 2026-11-23)") == (
+        "date: DATE is in the future (today is DATE)"
+    )
+    assert reason_kind("duplicate date/store_id/product_id: line 12 has the same key") == (
+        "duplicate date/store_id/product_id: line N has the same key"
+    )
 
 
 def test_printed_commands_run_as_printed(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -117,8 +117,10 @@ def runs(
 def reason_kind(reason: str) -> str:
     """A reason without its row's values: `units_sold: 'abc' is not a whole number` and
     `units_sold: 'x1' is not a whole number` are one kind."""
-    text = re.sub(r"'[^']*'", "'...'", reason)
-    return re.sub(r"(?<![\w.])-?\d+(\.\d+)?(?![\w.])", "N", text)
+    text = re.sub(r"'[^']*'", "'...'", reason)  # a quoted value
+    text = re.sub(r"\d{4}-\d{2}-\d{2}", "DATE", text)  # a date
+    text = re.sub(r"(?<=: )[-+]?\d[\d.]*", "N", text)  # the field's value
+    return re.sub(r"\bline \d+", "line N", text)
 
 
 def quarantine_view(engine: Engine, run: int | None, samples: int) -> dict[str, Any]:
@@ -239,6 +241,8 @@ def status_view(engine: Engine, settings: Any) -> dict[str, Any]:
         client = registry.configure(settings)
         champion = registry.alias_version(client, settings.model_name, registry.CHAMPION)
         challenger = registry.alias_version(client, settings.model_name, registry.CHALLENGER)
+        if challenger == champion:  # a promoted challenger is just the champion
+            challenger = None
         registry_error = None
     except Exception as exc:  # the registry's absence is part of the status, not a failure
         champion = challenger = None
