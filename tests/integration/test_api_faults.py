@@ -202,6 +202,16 @@ def metric(base: str, name: str, labels: str = "") -> float:
     return float(found.group(1)) if found else 0.0
 
 
+def log_counts(base: str) -> dict[str, float]:
+    """The prediction log's metrics: rows by outcome, and rows pending."""
+    counts = {
+        outcome: metric(base, "fournil_api_prediction_log_rows_total", f'outcome="{outcome}"')
+        for outcome in ("written", "spilled", "replayed", "dropped")
+    }
+    counts["pending"] = metric(base, "fournil_api_prediction_log_pending_rows")
+    return counts
+
+
 def logged(engine: Engine, request_ids: list[str]) -> int:
     with engine.connect() as conn:
         return int(
@@ -230,6 +240,7 @@ def test_the_api_serves_through_a_warehouse_outage_and_loses_no_prediction(
         thread.start()
         try:
             time.sleep(3)
+            before = log_counts(base)
             chain.pg.stop()
             stopped = loop.now()
             time.sleep(OUTAGE_SECONDS)
@@ -260,12 +271,10 @@ def test_the_api_serves_through_a_warehouse_outage_and_loses_no_prediction(
                 select(func.count()).where(prediction_log.c.request_id.in_(loop.predicted))
             ).scalar_one()
         assert rows == n  # a replay writes no row twice
-        counts = {
-            outcome: metric(base, "fournil_api_prediction_log_rows_total", f'outcome="{outcome}"')
-            for outcome in ("written", "spilled", "replayed", "dropped")
-        }
-        pending = metric(base, "fournil_api_prediction_log_pending_rows")
-        print(f"predictions answered: {n}; prediction log: {counts}; pending {pending}")
+        counts = log_counts(base)
+        pending = counts.pop("pending")
+        print(f"prediction log before the outage: {before}")
+        print(f"predictions answered: {n}; prediction log after: {counts}; pending {pending}")
         assert counts["spilled"] > 0 and counts["replayed"] == counts["spilled"]
         assert counts["dropped"] == 0 and pending == 0
         assert counts["written"] + counts["replayed"] >= n
