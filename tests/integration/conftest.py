@@ -31,6 +31,26 @@ SPEC = ModelSpec(num_boost_round=30, train_days=200, origin_stride=3, horizon=7)
 CONFIG = BacktestConfig(folds=2, fold_step=14, test_days=4)
 
 
+def forecasting_chain(
+    engine: Engine,
+    settings: Settings,
+    drop: GeneratedData,
+    spec: ModelSpec,
+    config: BacktestConfig,
+) -> dict[str, str]:
+    """`drop` loaded, a champion of `spec` trained and promoted, its forecasts written; an API
+    key of each scope (read, predict, admin)."""
+    assert run_etl(drop.out_dir, engine, settings).ok
+    (v1,) = train(engine, settings, spec=spec, config=config)
+    assert promote(engine, v1.name, v1.version, settings, config).promoted
+    run_forecast(engine, settings)
+    return {
+        "read": create_key(engine, "dashboards", ["forecasts:read"], settings.secret_key),
+        "predict": create_key(engine, "shop app", ["predict"], settings.secret_key),
+        "admin": create_key(engine, "ops", ["admin"], settings.secret_key),
+    }
+
+
 @dataclass
 class Api:
     url: str
@@ -85,15 +105,7 @@ def api(pg_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         GeneratorConfig(stores=3, products=4, days=200, end_date=END_DATE, seed=21),
         tmp_path_factory.mktemp("api-drop"),
     )
-    assert run_etl(drop.out_dir, engine, get_settings()).ok
-    (v1,) = train(engine, settings, spec=SPEC, config=CONFIG)
-    assert promote(engine, v1.name, v1.version, settings, CONFIG).promoted
-    run_forecast(engine, settings)
-    keys = {
-        "read": create_key(engine, "dashboards", ["forecasts:read"], settings.secret_key),
-        "predict": create_key(engine, "shop app", ["predict"], settings.secret_key),
-        "admin": create_key(engine, "ops", ["admin"], settings.secret_key),
-    }
+    keys = forecasting_chain(engine, settings, drop, SPEC, CONFIG)
     app = create_app(settings, engine)
     for base in serve(app, free_port()):
         yield Api(base, engine, settings, keys, app.state.holder, app.state.tables, drop)

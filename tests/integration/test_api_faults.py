@@ -23,18 +23,14 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from fournil.api.app import create_app
-from fournil.api.keys import create_key
 from fournil.data.generator import GeneratorConfig, generate
 from fournil.db import make_engine, upgrade
 from fournil.db.schema import prediction_log
-from fournil.etl.runner import run_etl
-from fournil.forecast import run_forecast
 from fournil.models.backtest import BacktestConfig
 from fournil.models.estimators import ModelSpec
-from fournil.models.gate import promote
-from fournil.models.training import train
 from fournil.settings import Settings, get_settings, reset_settings_cache
 from tests.conftest import END_DATE
+from tests.integration.conftest import forecasting_chain
 from tests.integration.helpers import free_port, serve
 from tests.integration.owned_postgres import OwnedPostgres, owned_postgres
 
@@ -113,14 +109,7 @@ def chain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Chain]:
             GeneratorConfig(stores=3, products=3, days=160, end_date=END_DATE, seed=5),
             tmp_path / "drop",
         )
-        assert run_etl(drop.out_dir, engine, settings).ok
-        (v1,) = train(engine, settings, spec=SPEC, config=CONFIG)
-        assert promote(engine, v1.name, v1.version, settings, CONFIG).promoted
-        run_forecast(engine, settings)
-        keys = {
-            "read": create_key(engine, "dashboards", ["forecasts:read"], settings.secret_key),
-            "predict": create_key(engine, "shop app", ["predict"], settings.secret_key),
-        }
+        keys = forecasting_chain(engine, settings, drop, SPEC, CONFIG)
         env = {**os.environ, "FOURNIL_HOME": str(settings.home_dir), **overrides}
         yield Chain(pg, url, engine, env, keys)
         engine.dispose()
