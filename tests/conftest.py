@@ -38,16 +38,33 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
         "DATABASE_URL",
         "FOURNIL_DATABASE_URL",
         "MLFLOW_TRACKING_URI",
+        "MLFLOW_REGISTRY_URI",  # mlflow.set_registry_uri writes it into os.environ
         "PREFECT_API_URL",
         "FOURNIL_MODE",
         "FOURNIL_SECRET_KEY",
     ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("FOURNIL_HOME", str(home))
+    # `fournil` points PREFECT_HOME at its home when unset (cli.app): recorded here as unset, so
+    # what a command run in-process (CliRunner) set is removed after the test, not inherited
+    # by the next one (or by the processes it starts)
+    monkeypatch.setenv("PREFECT_HOME", "")
+    monkeypatch.delenv("PREFECT_HOME")
     monkeypatch.chdir(tmp_path)
     reset_settings_cache()
     yield home
     reset_settings_cache()
+
+
+def clean_environ() -> dict[str, str]:
+    """This process's environment without anything that points Fournil, MLflow or Prefect
+    elsewhere: for fixtures wider than a test, which are set up before `isolated_settings`
+    runs (and MLflow writes its URIs into os.environ as it goes)."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("FOURNIL_", "MLFLOW_", "PREFECT_")) and k != "DATABASE_URL"
+    }
 
 
 def _admin_engine() -> Engine:

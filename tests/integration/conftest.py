@@ -1,6 +1,8 @@
 """Fixtures shared by the API's integration tests: `api`, a served chain (a PostgreSQL warehouse
 with sales, a promoted champion and forecasts; keys of each scope) behind real uvicorn, built
-once for the package's test modules."""
+once per test module. Not once per package: the served app's model poller points MLflow's
+process-wide tracking URI at its own store every poll, under whatever runs beside it, so it must
+stop with the module that uses it."""
 
 from __future__ import annotations
 
@@ -70,7 +72,7 @@ class Api:
         return httpx.post(self.url + path, json=body, headers=headers, timeout=30)
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def api(pg_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     import uuid
 

@@ -19,6 +19,7 @@ from fournil.db import make_engine
 from fournil.db.schema import etl_runs, forecasts, quarantine, sales
 from fournil.pipeline_runs import RunRecorder
 from fournil.settings import Settings
+from tests.conftest import clean_environ
 
 
 @dataclass
@@ -46,9 +47,9 @@ class Demo:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     home = tmp_path_factory.mktemp("views-home")
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "COLUMNS")}
+    # module-wide: set up before the per-test isolation, so from a clean environment
+    env = {k: v for k, v in clean_environ().items() if k != "COLUMNS"}
     env |= {"FOURNIL_HOME": str(home), "FOURNIL_GATE_MAX_LATENCY_MS": "5000"}
-    env.pop("MLFLOW_TRACKING_URI", None)
     done = subprocess.run(
         [sys.executable, "-m", "fournil", "demo", "--stores", "3", "--products", "3"],
         env=env,
@@ -59,6 +60,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     with pytest.MonkeyPatch.context() as mp:  # the settings the demo ran with
+        for name in set(os.environ) - set(env):
+            mp.delenv(name)
         mp.setenv("FOURNIL_HOME", str(home))
         settings = Settings()
     assert settings.home_dir == home.resolve()

@@ -193,7 +193,10 @@ def main(
     # notebook kernel) sees the same, absolute home; Prefect's own state lives under it, not
     # in ~/.prefect.
     os.environ["FOURNIL_HOME"] = str(settings.home_dir)
-    os.environ.setdefault("PREFECT_HOME", str(settings.home_dir / "prefect"))
+    if not os.environ.get("PREFECT_HOME"):
+        prefect_home = settings.home_dir / "prefect"
+        prefect_home.mkdir(parents=True, exist_ok=True)  # Prefect makes only the last folder
+        os.environ["PREFECT_HOME"] = str(prefect_home)
     level = logging.DEBUG if verbose else getattr(logging, settings.log_level.upper(), 20)
     logging.basicConfig(
         level=logging.WARNING,
