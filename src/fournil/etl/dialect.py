@@ -3,11 +3,12 @@ date format (`Dialect`), and which kind of drop its header says it is.
 
 Real exports are rarely the contract's own spelling: a French till or Excel writes `;`
 separators, decimal commas, `dd/mm/yyyy` dates and Windows-1252 bytes. Each of these is
-detected from samples of the file (its head and blocks spread over it, so that a file sorted by
-date shows more than its first day), or given (`DialectOptions`, from `fournil etl run
---encoding --delimiter --decimal --date-format`). What cannot be told apart is refused with a
-one-line reason, never guessed: dates whose every sample reads both as `dd/mm` and `mm/dd`
-(`01/02/2026`) need `--date-format`.
+detected (the delimiter from the header; decimals and dates from samples of the file, its head
+and blocks spread over it, so that a file sorted by date shows more than its first day; the
+encoding by the readers' full pass over the bytes), or given (`DialectOptions`, from
+`fournil etl run --encoding --delimiter --decimal --date-format`). What cannot be told apart
+is refused with a one-line reason, never guessed: dates whose every sample reads both as
+`dd/mm` and `mm/dd` (`01/02/2026`) need `--date-format`.
 
 The readers then turn dates and decimals into the contract's spelling (ISO dates, `.` decimals)
 before validation; a value that does not parse in the file's format is left as it came, and the
@@ -114,18 +115,6 @@ class Dialect:
 # --- encoding and header -------------------------------------------------------------------
 
 
-def detect_encoding(path: Path) -> str:
-    """UTF-8 if every sampled block decodes as UTF-8, else Windows-1252 (what Excel and tills
-    write on Windows in Western Europe; it decodes any byte but five)."""
-    for block in _blocks(path):
-        try:
-            block.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            if exc.start < len(block) - 3:  # not a character cut at the block's end
-                return "cp1252"
-    return "utf-8"
-
-
 def _blocks(path: Path) -> Iterable[bytes]:
     """The file's head and SAMPLE_BLOCKS - 1 blocks spread over the rest (raw bytes)."""
     size = path.stat().st_size
@@ -160,10 +149,13 @@ def kind_of_header(columns: Sequence[str]) -> Kind | None:
 def sniff_layout(
     path: Path, options: DialectOptions, contract: Contract | None
 ) -> tuple[str, str, list[str], Kind | None]:
-    """(encoding, delimiter, header, kind by header) of a CSV file. The delimiter is the one
-    whose split of the header holds a contract's required columns (the given contract's, if
-    any), else the one giving the most columns."""
-    encoding = options.encoding or detect_encoding(path)
+    """(encoding as given or UTF-8, delimiter, header, kind by header) of a CSV file. The
+    delimiter is the one whose split of the header holds a contract's required columns (the
+    given contract's, if any), else the one giving the most columns."""
+    # UTF-8 unless given: the readers' full pass (`readers._scan`) is what decides, turning it
+    # into Windows-1252 at the first byte that is not UTF-8; the header and the samples read
+    # here need only ASCII (the contracts' columns, digits, separators)
+    encoding = options.encoding or "utf-8"
     line = header_line(path, encoding)
     candidates = [options.delimiter] if options.delimiter else list(DELIMITERS)
     best: tuple[str, list[str]] | None = None
